@@ -1,0 +1,41 @@
+#include "accounting/pricing.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace tollgate {
+
+absl::StatusOr<int64_t> UsdPerMtokToNano(double usd_per_mtok) {
+  if (!std::isfinite(usd_per_mtok) || usd_per_mtok < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("price must be a finite number >= 0, got ", usd_per_mtok));
+  }
+  if (usd_per_mtok > 1e6) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("price above $1,000,000 per million tokens: ", usd_per_mtok));
+  }
+  return std::llround(usd_per_mtok * 1e9);
+}
+
+int64_t TokensCostNanoUsd(uint64_t tokens, int64_t nano_usd_per_mtok) {
+  const __int128 product = static_cast<__int128>(tokens) * nano_usd_per_mtok;
+  return static_cast<int64_t>((product + 500'000) / 1'000'000);
+}
+
+v1::Cost PriceUsage(const TokenPrices& prices, const v1::Usage& usage) {
+  const uint64_t cached = std::min(usage.cached_input_tokens(), usage.input_tokens());
+  const uint64_t reasoning = std::min(usage.reasoning_tokens(), usage.output_tokens());
+  v1::Cost cost;
+  cost.set_input_nano_usd(
+      TokensCostNanoUsd(usage.input_tokens() - cached, prices.input_nano_usd_per_mtok));
+  cost.set_cached_input_nano_usd(TokensCostNanoUsd(cached, prices.cached_input_nano_usd_per_mtok));
+  cost.set_output_nano_usd(
+      TokensCostNanoUsd(usage.output_tokens() - reasoning, prices.output_nano_usd_per_mtok));
+  cost.set_reasoning_nano_usd(TokensCostNanoUsd(reasoning, prices.reasoning_nano_usd_per_mtok));
+  cost.set_total_nano_usd(cost.input_nano_usd() + cost.cached_input_nano_usd() +
+                          cost.output_nano_usd() + cost.reasoning_nano_usd());
+  return cost;
+}
+
+}  // namespace tollgate

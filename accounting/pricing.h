@@ -1,0 +1,38 @@
+// Token prices and the exact arithmetic that turns usage into nano-USD.
+//
+// Prices are held as integer nano-USD per million tokens, so a price written in the config with up
+// to nine decimals (USD per million tokens) is represented exactly. A cost component is
+// tokens × price / 1e6, computed in 128-bit integers and rounded half up to a whole nano-USD; for
+// every price that is a whole number of nano-USD per token (all current list prices) no rounding
+// happens at all. Pure functions; thread-compatible value types.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "tollgate/v1/inference.pb.h"
+
+namespace tollgate {
+
+struct TokenPrices {
+  int64_t input_nano_usd_per_mtok = 0;
+  int64_t cached_input_nano_usd_per_mtok = 0;
+  int64_t output_nano_usd_per_mtok = 0;
+  int64_t reasoning_nano_usd_per_mtok = 0;
+};
+
+// Converts a configured USD-per-million-tokens price. Errors on negative, non-finite, or prices
+// above $1,000,000 per million tokens.
+absl::StatusOr<int64_t> UsdPerMtokToNano(double usd_per_mtok);
+
+// nano-USD for `tokens` at `nano_usd_per_mtok`, rounded half up.
+int64_t TokensCostNanoUsd(uint64_t tokens, int64_t nano_usd_per_mtok);
+
+// Prices normalised usage (see tollgate.v1.Usage): uncached input, cached input, non-reasoning
+// output and reasoning output each at their own price. Counts that exceed their totals
+// (cached > input) are clamped so that no component is negative.
+v1::Cost PriceUsage(const TokenPrices& prices, const v1::Usage& usage);
+
+inline double NanoUsdToUsd(int64_t nano_usd) { return static_cast<double>(nano_usd) * 1e-9; }
+
+}  // namespace tollgate

@@ -1,0 +1,100 @@
+// The validated, frozen configuration the proxy runs on.
+//
+//   absl::StatusOr<std::shared_ptr<const Config>> config = LoadConfigFile("tollgate.yaml");
+//
+// A Config is immutable once built and is shared read-only between threads; a reload builds a new
+// one and swaps the pointer. The hot path reads these plain structs, never the YAML or the proto.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "accounting/pricing.h"
+#include "tollgate/v1/config.pb.h"
+
+namespace tollgate {
+
+// Name of the embedded simulator backend that models without a `backend` use.
+inline constexpr absl::string_view kEmbeddedSimBackend = "sim";
+
+struct ListenerConfig {
+  std::string grpc_address;     // host:port
+  std::string metrics_address;  // host:port
+  absl::Duration drain_timeout;
+};
+
+struct ArchitectureConfig {  // all zero when the config does not give one
+  uint64_t parameters = 0;
+  uint32_t layers = 0;
+  uint32_t kv_heads = 0;
+  uint32_t head_dim = 0;
+  uint32_t bytes_per_element = 2;
+};
+
+struct ModelConfig {
+  std::string name;
+  std::string backend;        // never empty after loading
+  std::string backend_model;  // never empty after loading
+  TokenPrices prices;
+  std::string tokenizer;
+  ArchitectureConfig architecture;
+};
+
+struct SimConfig {
+  std::string gpu = "a100-80gb";
+  uint32_t gpu_count = 1;
+  double time_scale = 1.0;
+  double mfu = 0.5;
+  uint32_t max_running_requests = 256;
+};
+
+enum class BackendKind { kSim, kGrpc };
+
+struct BackendConfig {
+  std::string name;
+  BackendKind kind = BackendKind::kSim;
+  std::string address;  // kGrpc only
+  absl::Duration timeout;
+  SimConfig sim;  // kSim only
+};
+
+struct Config {
+  ListenerConfig listeners;
+  std::vector<std::string> tenant_names;  // config order
+  // Lower-case hex SHA-256 of an API key → tenant name.
+  absl::flat_hash_map<std::string, std::string> tenant_by_key_sha256;
+  std::vector<ModelConfig> models;  // config order
+  // Config order; includes the embedded "sim" backend when a model uses it without declaring it.
+  std::vector<BackendConfig> backends;
+  v1::Config source;  // the validated proto, defaults not applied
+
+  const ModelConfig* FindModel(absl::string_view name) const;
+  const BackendConfig* FindBackend(absl::string_view name) const;
+
+ private:
+  friend absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& source);
+  absl::flat_hash_map<std::string, size_t> model_index_;
+  absl::flat_hash_map<std::string, size_t> backend_index_;
+};
+
+// Validates `source` and applies defaults. Errors are INVALID_ARGUMENT and start with the field
+// path, e.g. "models[1].backend: unknown backend \"gpu-2\"".
+absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& source);
+
+// Parses YAML into the proto schema, rejecting unknown fields and values of the wrong type with
+// the field path, then calls BuildConfig.
+absl::StatusOr<std::shared_ptr<const Config>> ParseConfigYaml(absl::string_view yaml);
+
+// Reads and parses a file. A missing or unreadable file is NOT_FOUND / INVALID_ARGUMENT naming it.
+absl::StatusOr<std::shared_ptr<const Config>> LoadConfigFile(const std::string& path);
+
+// Lower-case hex SHA-256 of `api_key`, as tenants[].api_key_sha256 holds it.
+std::string ApiKeySha256Hex(absl::string_view api_key);
+
+}  // namespace tollgate
