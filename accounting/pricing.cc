@@ -1,6 +1,7 @@
 #include "accounting/pricing.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -20,7 +21,10 @@ absl::StatusOr<int64_t> UsdPerMtokToNano(double usd_per_mtok) {
 
 int64_t TokensCostNanoUsd(uint64_t tokens, int64_t nano_usd_per_mtok) {
   const __int128 product = static_cast<__int128>(tokens) * nano_usd_per_mtok;
-  return static_cast<int64_t>((product + 500'000) / 1'000'000);
+  const __int128 cost = (product + 500'000) / 1'000'000;
+  // Saturate rather than wrap: $9.2 billion in one request is far past any real bill.
+  return cost > std::numeric_limits<int64_t>::max() ? std::numeric_limits<int64_t>::max()
+                                                    : static_cast<int64_t>(cost);
 }
 
 v1::Cost PriceUsage(const TokenPrices& prices, const v1::Usage& usage) {

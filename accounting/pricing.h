@@ -25,7 +25,7 @@ struct TokenPrices {
 // above $1,000,000 per million tokens.
 absl::StatusOr<int64_t> UsdPerMtokToNano(double usd_per_mtok);
 
-// nano-USD for `tokens` at `nano_usd_per_mtok`, rounded half up.
+// nano-USD for `tokens` at `nano_usd_per_mtok`, rounded half up; saturates at INT64_MAX.
 int64_t TokensCostNanoUsd(uint64_t tokens, int64_t nano_usd_per_mtok);
 
 // Prices normalised usage (see tollgate.v1.Usage): uncached input, cached input, non-reasoning

@@ -1,0 +1,106 @@
+// Tollgate's Prometheus series, declared in one place.
+//
+//   ProxyMetrics metrics(registry);
+//   std::shared_ptr<const MetricsTable> table = metrics.BuildTable(tenants, models);
+//   table->Record(table->TenantIndex("acme"), table->ModelIndex("gpt-4o"), outcome);
+//
+// Every series is created when a table is built (at start-up and on each config load), never on the
+// request path. Label values come only from the configured tenants and models plus "other", and
+// from the fixed set of gRPC status names, so cardinality is bounded by the config.
+//
+// Thread safety: ProxyMetrics::BuildTable may be called from any thread (serialised internally); a
+// MetricsTable is immutable and Record() is safe from any thread. The registry must outlive both.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "tollgate/v1/inference.pb.h"
+
+namespace tollgate {
+
+// Label value for a tenant or model outside the configured sets.
+inline constexpr absl::string_view kOtherLabel = "other";
+
+// Lower-case gRPC code name, the `status` label value ("ok", "resource_exhausted", ...).
+absl::string_view StatusLabel(absl::StatusCode code);
+
+// What one finished request contributes to the metrics.
+struct RequestOutcome {
+  absl::StatusCode code = absl::StatusCode::kOk;
+  v1::Usage usage;
+  int64_t cost_nano_usd = 0;
+  absl::Duration duration;
+  absl::Duration overhead;              // time inside Tollgate, backend time excluded
+  absl::Duration time_to_first_token;   // negative: no token was produced
+};
+
+class MetricsTable {
+ public:
+  static constexpr size_t kNumCodes = 17;
+
+  size_t TenantIndex(absl::string_view tenant) const;  // unknown → the "other" row
+  size_t ModelIndex(absl::string_view model) const;    // unknown → the "other" column
+  void Record(size_t tenant_index, size_t model_index, const RequestOutcome& outcome) const;
+
+ private:
+  friend class ProxyMetrics;
+  struct Cell {  // one (tenant, model) pair
+    std::array<prometheus::Counter*, kNumCodes> requests{};
+    prometheus::Counter* input_tokens = nullptr;
+    prometheus::Counter* cached_input_tokens = nullptr;
+    prometheus::Counter* output_tokens = nullptr;
+    prometheus::Counter* reasoning_tokens = nullptr;
+    prometheus::Counter* cost_usd = nullptr;
+    prometheus::Histogram* request_cost_usd = nullptr;
+  };
+  struct PerModel {
+    prometheus::Histogram* duration = nullptr;
+    prometheus::Histogram* time_to_first_token = nullptr;
+    prometheus::Histogram* overhead = nullptr;
+  };
+  absl::flat_hash_map<std::string, size_t> tenant_index_;
+  absl::flat_hash_map<std::string, size_t> model_index_;
+  size_t num_models_ = 0;
+  std::vector<Cell> cells_;  // tenant-major
+  std::vector<PerModel> per_model_;
+};
+
+class ProxyMetrics {
+ public:
+  explicit ProxyMetrics(prometheus::Registry& registry);
+
+  // Creates (or finds) every series for these tenants and models plus "other". Names are assumed
+  // to be valid label values (config validation ensures it).
+  std::shared_ptr<const MetricsTable> BuildTable(const std::vector<std::string>& tenants,
+                                                 const std::vector<std::string>& models);
+
+  // Config reloads by result ("ok" or "error").
+  void RecordConfigReload(bool ok);
+
+ private:
+  absl::Mutex mu_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Counter>& tokens_;
+  prometheus::Family<prometheus::Counter>& cost_;
+  prometheus::Family<prometheus::Histogram>& request_cost_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Histogram>& ttft_;
+  prometheus::Family<prometheus::Histogram>& overhead_;
+  prometheus::Counter& reloads_ok_;
+  prometheus::Counter& reloads_error_;
+};
+
+}  // namespace tollgate
