@@ -1,0 +1,96 @@
+#include "proxy/server.h"
+
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "proxy/common/log.h"
+#include "proxy/common/status_macros.h"
+
+namespace tollgate {
+
+absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
+    std::shared_ptr<const Config> config, const Snapshot* previous) {
+  auto snapshot = std::make_shared<Snapshot>();
+  TG_ASSIGN_OR_RETURN(snapshot->router,
+                      Router::Build(*config, previous ? previous->router.get() : nullptr));
+  std::vector<std::string> models;
+  for (const ModelConfig& m : config->models) models.push_back(m.name);
+  snapshot->metrics = metrics_->BuildTable(config->tenant_names, models);
+  snapshot->config = std::move(config);
+  return snapshot;
+}
+
+absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::string& config_path) {
+  TG_ASSIGN_OR_RETURN(std::shared_ptr<const Config> config, LoadConfigFile(config_path));
+  std::unique_ptr<ProxyServer> s(new ProxyServer);
+  s->config_path_ = config_path;
+  s->registry_ = std::make_shared<prometheus::Registry>();
+  s->metrics_ = std::make_unique<ProxyMetrics>(*s->registry_);
+  TG_ASSIGN_OR_RETURN(auto snapshot, s->BuildSnapshot(config, nullptr));
+  s->snapshots_.Set(std::move(snapshot));
+  s->pipeline_ = std::make_unique<Pipeline>(&s->snapshots_);
+  s->service_ = std::make_unique<InferenceService>(s->pipeline_.get());
+
+  try {  // prometheus-cpp reports a failed bind by throwing; this is start-up, not the data path
+    s->exposer_ = std::make_unique<prometheus::Exposer>(config->listeners.metrics_address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("listeners.metrics_address \"",
+                                               config->listeners.metrics_address,
+                                               "\": cannot listen: ", e.what()));
+  }
+  s->exposer_->RegisterCollectable(s->registry_);
+  const std::vector<int> metrics_ports = s->exposer_->GetListeningPorts();
+  s->metrics_port_ = metrics_ports.empty() ? 0 : metrics_ports.front();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config->listeners.grpc_address, grpc::InsecureServerCredentials(),
+                           &s->grpc_port_);
+  builder.RegisterService(s->service_.get());
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->grpc_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("listeners.grpc_address \"",
+                                               config->listeners.grpc_address,
+                                               "\": cannot listen"));
+  }
+  return s;
+}
+
+ProxyServer::~ProxyServer() {
+  if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+}
+
+absl::Status ProxyServer::Reload() {
+  absl::StatusOr<std::shared_ptr<const Config>> config = LoadConfigFile(config_path_);
+  absl::StatusOr<std::shared_ptr<const Snapshot>> snapshot =
+      config.ok() ? BuildSnapshot(*config, snapshots_.Get().get()) : config.status();
+  metrics_->RecordConfigReload(snapshot.ok());
+  if (!snapshot.ok()) {
+    Log("config reload failed, keeping the running config: ", snapshot.status().message());
+    return snapshot.status();
+  }
+  const ListenerConfig& running = snapshots_.Get()->config->listeners;
+  const ListenerConfig& loaded = (*snapshot)->config->listeners;
+  if (running.grpc_address != loaded.grpc_address ||
+      running.metrics_address != loaded.metrics_address) {
+    Log("config reload: listener addresses changed; they take effect at the next restart");
+  }
+  snapshots_.Set(*std::move(snapshot));
+  Log("config reloaded from ", config_path_);
+  return absl::OkStatus();
+}
+
+void ProxyServer::Shutdown(absl::Duration drain) {
+  if (server_ == nullptr) return;
+  server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, so load balancers move away
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
+  server_->Wait();
+  server_.reset();
+}
+
+}  // namespace tollgate

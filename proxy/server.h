@@ -1,0 +1,60 @@
+// The running proxy: gRPC ingress, the pipeline, backends and the /metrics endpoint, built from a
+// config file and reloadable from it.
+//
+//   TG_ASSIGN_OR_RETURN(auto server, ProxyServer::Start("tollgate.yaml"));
+//   server->Reload();                                   // on SIGHUP
+//   server->Shutdown(config.listeners.drain_timeout);   // on SIGTERM
+//
+// Thread safety: Reload and Shutdown may be called from any thread, not concurrently with each
+// other. Requests keep the snapshot they started with, so a reload never disturbs them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "accounting/metrics.h"
+#include "grpcpp/server.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+#include "proxy/ingress/grpc_ingress.h"
+#include "proxy/pipeline.h"
+
+namespace tollgate {
+
+class ProxyServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<ProxyServer>> Start(const std::string& config_path);
+  ~ProxyServer();
+
+  int grpc_port() const { return grpc_port_; }
+  int metrics_port() const { return metrics_port_; }
+  std::shared_ptr<const Config> config() const { return snapshots_.Get()->config; }
+
+  // Re-reads the config file. On any error the running config stays in force and the error is
+  // returned; prices, tenants, models and backends change atomically on success. Listener
+  // addresses need a restart (a change is logged and ignored).
+  absl::Status Reload();
+
+  // Stops accepting calls, lets calls in flight finish for up to `drain`, then cancels the rest.
+  void Shutdown(absl::Duration drain);
+
+ private:
+  ProxyServer() = default;
+  absl::StatusOr<std::shared_ptr<const Snapshot>> BuildSnapshot(
+      std::shared_ptr<const Config> config, const Snapshot* previous);
+
+  std::string config_path_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<ProxyMetrics> metrics_;
+  SnapshotHolder snapshots_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<InferenceService> service_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<grpc::Server> server_;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+};
+
+}  // namespace tollgate

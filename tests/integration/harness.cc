@@ -1,0 +1,201 @@
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+
+extern char** environ;
+
+namespace tollgate::testing {
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (stdout_fd_ >= 0) close(stdout_fd_);
+}
+
+absl::Status ChildProcess::Start(const std::vector<std::string>& argv,
+                                 const std::string& stderr_path) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return absl::InternalError("pipe failed");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipe_fds[1]);
+  if (rc != 0) {
+    close(pipe_fds[0]);
+    pid_ = -1;
+    return absl::InternalError(absl::StrCat("cannot start ", argv[0], ": errno ", rc));
+  }
+  stdout_fd_ = pipe_fds[0];
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ChildProcess::WaitForLine(const std::string& prefix,
+                                                      absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    size_t newline;
+    while ((newline = buffer_.find('\n')) != std::string::npos) {
+      std::string line = buffer_.substr(0, newline);
+      buffer_.erase(0, newline + 1);
+      if (line.rfind(prefix, 0) == 0) return line;
+    }
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError(absl::StrCat("no line starting with \"", prefix, "\""));
+    }
+    pollfd pfd{stdout_fd_, POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
+    char chunk[4096];
+    const ssize_t n = read(stdout_fd_, chunk, sizeof(chunk));
+    if (n <= 0) return absl::UnavailableError("the process closed its stdout");
+    buffer_.append(chunk, n);
+  }
+}
+
+void ChildProcess::Signal(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+absl::StatusOr<int> ChildProcess::Wait(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (pid_ > 0) {
+    int status = 0;
+    const pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (absl::Now() > deadline) return absl::DeadlineExceededError("process did not exit");
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::FailedPreconditionError("not running");
+}
+
+std::string FieldAfter(const std::string& line, const std::string& key) {
+  const std::string needle = key + "=";
+  const size_t at = line.find(needle);
+  if (at == std::string::npos) return "";
+  const size_t start = at + needle.size();
+  return line.substr(start, line.find(' ', start) - start);
+}
+
+absl::StatusOr<std::string> HttpGet(const std::string& address, const std::string& path) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError("bad address " + address);
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return absl::UnavailableError("cannot connect to " + address);
+  }
+  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", address,
+                                           "\r\nConnection: close\r\n\r\n");
+  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return absl::UnavailableError("short write");
+  }
+  std::string response;
+  char chunk[65536];
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof(chunk))) > 0) response.append(chunk, n);
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos) {
+    return absl::UnavailableError("malformed HTTP response");
+  }
+  if (response.find(" 200 ") > response.find("\r\n")) {
+    return absl::UnavailableError("HTTP status: " + response.substr(0, response.find("\r\n")));
+  }
+  return response.substr(body + 4);
+}
+
+std::map<std::string, double> ParseMetrics(const std::string& text) {
+  std::map<std::string, double> samples;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    double value = 0;
+    if (space == absl::string_view::npos || !absl::SimpleAtod(line.substr(space + 1), &value)) {
+      continue;
+    }
+    samples[std::string(line.substr(0, space))] = value;
+  }
+  return samples;
+}
+
+double SumSamples(const std::map<std::string, double>& samples, const std::string& name,
+                  const std::map<std::string, std::string>& labels) {
+  double sum = 0;
+  for (const auto& [key, value] : samples) {
+    if (key.rfind(name + "{", 0) != 0 && key != name) continue;
+    bool all = true;
+    for (const auto& [k, v] : labels) {
+      const std::string pair = absl::StrCat(k, "=\"", v, "\"");
+      const size_t at = key.find(pair);
+      // A whole label: preceded by { or , and followed by , or }.
+      if (at == std::string::npos || (key[at - 1] != '{' && key[at - 1] != ',') ||
+          (key[at + pair.size()] != ',' && key[at + pair.size()] != '}')) {
+        all = false;
+        break;
+      }
+    }
+    if (all) sum += value;
+  }
+  return sum;
+}
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), pipe)) > 0) result.output.append(chunk, n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string MakeTempDir() {
+  std::string pattern = "/tmp/tollgate-test-XXXXXX";
+  return mkdtemp(pattern.data());
+}
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream(path, std::ios::trunc) << contents;
+}
+
+}  // namespace tollgate::testing

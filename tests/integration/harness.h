@@ -1,0 +1,61 @@
+// Helpers for integration tests that run the real tollgate and tollgate-sim executables.
+// Each helper is used by one test thread at a time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace tollgate::testing {
+
+// A child process whose stdout is read line by line and whose stderr goes to a log file.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  ~ChildProcess();  // SIGKILLs a child still running
+
+  absl::Status Start(const std::vector<std::string>& argv, const std::string& stderr_path);
+  // Reads stdout until a line starting with `prefix`; returns the line.
+  absl::StatusOr<std::string> WaitForLine(const std::string& prefix, absl::Duration timeout);
+  void Signal(int signal);
+  // Waits for exit; returns the exit code (128 + signal when killed), or an error on timeout.
+  absl::StatusOr<int> Wait(absl::Duration timeout);
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string buffer_;
+};
+
+// The value after `key=` in a line like "tollgate listening grpc=127.0.0.1:5 metrics=...".
+std::string FieldAfter(const std::string& line, const std::string& key);
+
+// GET http://address/path over a plain socket; returns the body.
+absl::StatusOr<std::string> HttpGet(const std::string& address, const std::string& path);
+
+// Samples from the Prometheus text format: "name{labels}" → value, labels sorted as exposed.
+std::map<std::string, double> ParseMetrics(const std::string& text);
+
+// Sum of every sample named `name` whose labels include all of `labels` (k="v" pairs).
+double SumSamples(const std::map<std::string, double>& samples, const std::string& name,
+                  const std::map<std::string, std::string>& labels);
+
+// Runs a shell command; returns its exit code and combined output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+CommandResult RunCommand(const std::string& command);
+
+std::string MakeTempDir();
+void WriteFile(const std::string& path, const std::string& contents);
+
+}  // namespace tollgate::testing
