@@ -83,6 +83,16 @@ absl::StatusOr<std::shared_ptr<const Router>> Router::Build(const Config& config
   return router;
 }
 
+std::shared_ptr<const Router> Router::WithBackends(
+    const Config& config, absl::flat_hash_map<std::string, std::shared_ptr<Backend>> backends) {
+  auto router = std::shared_ptr<Router>(new Router);
+  router->config_ = &config;
+  for (auto& [name, backend] : backends) {
+    router->backends_.emplace(name, Entry{"", std::move(backend)});
+  }
+  return router;
+}
+
 absl::StatusOr<Route> Router::Resolve(absl::string_view model) const {
   const ModelConfig* m = config_->FindModel(model);
   if (m == nullptr) {

@@ -30,6 +30,10 @@ class Router {
   static absl::StatusOr<std::shared_ptr<const Router>> Build(const Config& config,
                                                              const Router* previous);
 
+  // A router over given backend instances (unit tests inject fakes here).
+  static std::shared_ptr<const Router> WithBackends(
+      const Config& config, absl::flat_hash_map<std::string, std::shared_ptr<Backend>> backends);
+
   // NOT_FOUND for a model the config does not list.
   absl::StatusOr<Route> Resolve(absl::string_view model) const;
 
