@@ -51,9 +51,17 @@ done
 
 WORK_DIR="$(mktemp -d -t tollgate-overhead.XXXXXX)"
 STARTED_PIDS=()
+# Stops what this script started: SIGTERM, up to 10 s for a graceful exit, then SIGKILL.
 cleanup() {
+  local pid
   for pid in "${STARTED_PIDS[@]}"; do kill "${pid}" 2>/dev/null || true; done
-  for pid in "${STARTED_PIDS[@]}"; do wait "${pid}" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    local alive=0
+    for pid in "${STARTED_PIDS[@]}"; do kill -0 "${pid}" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "${STARTED_PIDS[@]}"; do kill -KILL "${pid}" 2>/dev/null || true; done
   rm -rf "${WORK_DIR}"
 }
 trap cleanup EXIT
@@ -116,18 +124,23 @@ field() {
   sed -nE "s/.*[ ]$2=([^ ]+).*/\1/p" <<<"$1"
 }
 
-# run_bench NAME TARGET MODE RATE: runs tollgate-bench, keeps its output in WORK_DIR/NAME.out and
-# prints its RESULT line.
+# run_bench NAME TARGET MODE RATE: runs tollgate-bench, keeping its output in WORK_DIR/NAME.out.
+# In the background, so that a signal to this script is handled at once.
 run_bench() {
   local name="$1" target="$2" mode="$3" rate="$4"
-  local limit_s
+  local limit_s bench_pid
   limit_s="$(awk -v d="${DURATION_S}" -v w="${WARMUP_S}" 'BEGIN { printf "%d", d + w + 60 }')"
-  if ! timeout "${limit_s}" "${BENCH}" --target "${target}" --api_key "${API_KEY}" \
+  timeout "${limit_s}" "${BENCH}" --target "${target}" --api_key "${API_KEY}" \
     --mode "${mode}" --rate "${rate}" --duration_s "${DURATION_S}" --warmup_s "${WARMUP_S}" \
-    --deadline_ms 10000 >"${WORK_DIR}/${name}.out" 2>&1; then
-    die "tollgate-bench ${name} failed: $(tail -n 5 "${WORK_DIR}/${name}.out")"
-  fi
-  grep -m1 '^RESULT ' "${WORK_DIR}/${name}.out" || die "no RESULT line from ${name}"
+    --deadline_ms 10000 >"${WORK_DIR}/${name}.out" 2>&1 &
+  bench_pid=$!
+  STARTED_PIDS+=("${bench_pid}")
+  wait "${bench_pid}" || die "tollgate-bench ${name} failed: $(tail -n 5 "${WORK_DIR}/${name}.out")"
+}
+
+# result_line NAME: the RESULT line of run NAME.
+result_line() {
+  grep -m1 '^RESULT ' "${WORK_DIR}/$1.out" || die "no RESULT line from $1"
 }
 
 ROWS=()
@@ -136,11 +149,13 @@ TTFT_ROWS=()
 measure_pair() {
   local mode="$1" rate="$2" direct proxied ticks_before ticks_after
   echo "rate ${rate}/s ${mode}: direct..."
-  direct="$(run_bench "direct-${mode}-${rate}" "${SIM_ADDRESS}" "${mode}" "${rate}")"
+  run_bench "direct-${mode}-${rate}" "${SIM_ADDRESS}" "${mode}" "${rate}"
+  direct="$(result_line "direct-${mode}-${rate}")"
   echo "rate ${rate}/s ${mode}: through tollgate..."
   ticks_before="$(cpu_ticks "${TOLLGATE_PID}")"
-  proxied="$(run_bench "proxied-${mode}-${rate}" "${TOLLGATE_ADDRESS}" "${mode}" "${rate}")"
+  run_bench "proxied-${mode}-${rate}" "${TOLLGATE_ADDRESS}" "${mode}" "${rate}"
   ticks_after="$(cpu_ticks "${TOLLGATE_PID}")"
+  proxied="$(result_line "proxied-${mode}-${rate}")"
   kill -0 "${TOLLGATE_PID}" 2>/dev/null || die "tollgate exited during the run"
 
   local d50 d99 p50 p99 requests cpu_per_request
@@ -175,7 +190,18 @@ for rate in ${RATES}; do measure_pair unary "${rate}"; done
 measure_pair stream "${STREAM_RATE}"
 
 # --- report -------------------------------------------------------------------------------------
-build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "${BUILD_DIR}/CMakeCache.txt" 2>/dev/null)"
+build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "${BUILD_DIR}/CMakeCache.txt" 2>/dev/null || true)"
+# How proxy/main.cc was compiled: the flags that decide speed, and the compiler.
+tollgate_compile="$(grep -m1 -o '"command": "[^"]*proxy/main\.cc"' \
+  "${BUILD_DIR}/compile_commands.json" 2>/dev/null || true)"
+compile_flags="$(grep -oE -- ' (-O[0-9a-z]*|-g[0-9]*|-DNDEBUG|-march=[^ ]+|-flto[^ ]*)' \
+  <<<"${tollgate_compile}" | tr -d '\n' | sed 's/^ //' || true)"
+compiler="$(sed -E 's/^"command": "([^ ]+).*/\1/' <<<"${tollgate_compile}")"
+compiler_version="$("${compiler:-c++}" --version 2>/dev/null | head -n 1 || true)"
+revision="$(git -C "${REPO_DIR}" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "${REPO_DIR}" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+  revision="${revision} with uncommitted changes in the working tree"
+fi
 cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 
@@ -189,7 +215,9 @@ memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- Command: \`${COMMAND_LINE}\`"
   echo "- Machine: $(nproc) CPUs (${cpu_model:-unknown CPU}), ${memory} memory, Linux $(uname -r)"
-  echo "- Build type: ${build_type:-unknown}"
+  echo "- Build: CMAKE_BUILD_TYPE=${build_type:-unset (the project default)}, tollgate compiled" \
+    "with \`${compile_flags:-unknown flags}\` by ${compiler_version:-an unknown compiler}"
+  echo "- Source: revision ${revision}"
   echo "- Load generator, simulator and Tollgate share the machine's CPUs; each run measures" \
     "${DURATION_S} s after a ${WARMUP_S} s warm-up, with distinct 200-byte prompts and" \
     "max_tokens 16."
