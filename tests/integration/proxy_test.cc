@@ -7,6 +7,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "accounting/pricing.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proxy/config/config.h"
@@ -410,6 +411,58 @@ TEST_F(ProxyTest, SigtermDrainsACallInFlightThenExitsZero) {
   absl::StatusOr<int> exit_code = proxy_.Wait(absl::Seconds(30));
   ASSERT_TRUE(exit_code.ok()) << exit_code.status();
   EXPECT_EQ(*exit_code, 0);
+}
+
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  EXPECT_TRUE(buffer.Dump(&slices).ok());
+  std::string out;
+  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// Waits for the completion-queue event tagged `tag`.
+bool Await(grpc::CompletionQueue& cq, intptr_t tag) {
+  void* got = nullptr;
+  bool ok = false;
+  return cq.Next(&got, &ok) && ok && reinterpret_cast<intptr_t>(got) == tag;
+}
+
+TEST_F(ProxyTest, HealthServiceReportsServing) {
+  grpc::GenericStub stub(grpc::CreateChannel(grpc_address_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  grpc::CompletionQueue cq;
+  grpc::Slice empty("");  // HealthCheckRequest{service: ""} encodes to no bytes
+  const grpc::ByteBuffer request(&empty, 1);
+  auto call = stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  ASSERT_TRUE(Await(cq, 1));
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Flatten(response), std::string("\x08\x01", 2));  // status: SERVING
+}
+
+TEST_F(ProxyTest, ServerReflectionListsTheInferenceService) {
+  grpc::GenericStub stub(grpc::CreateChannel(grpc_address_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&context,
+                               "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(Await(cq, 1));
+  grpc::Slice list_services(std::string("\x3a\x00", 2));  // field 7 list_services: ""
+  call->Write(grpc::ByteBuffer(&list_services, 1), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(Await(cq, 2));
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(Await(cq, 3));
+  EXPECT_NE(Flatten(response).find("tollgate.v1.Inference"), std::string::npos);
+  context.TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  Await(cq, 4);
 }
 
 TEST_F(ProxyTest, CheckConfigAcceptsAGoodFileAndRejectsABadOne) {
