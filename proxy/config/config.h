@@ -47,8 +47,11 @@ struct ModelConfig {
 };
 
 struct SimConfig {
-  std::string gpu = "a100-80gb";
+  std::string gpu = "a100-80gb";  // the preset's canonical (lower-case) name
   uint32_t gpu_count = 1;
+  // 1 when the backend has no `sim` block. A written `sim` block keeps its time_scale as written
+  // (0 = instant); ParseConfigYaml sets 1 in a written block that omits it, since proto3 cannot
+  // tell an omitted double from 0.
   double time_scale = 1.0;
   double mfu = 0.5;
   uint32_t max_running_requests = 256;
@@ -85,13 +88,18 @@ struct Config {
 
 // Validates `source` and applies defaults. Errors are INVALID_ARGUMENT and start with the field
 // path, e.g. "models[1].backend: unknown backend \"gpu-2\"".
+//
+// Numeric fields that are 0 (proto3's "unset") take their documented default. A model whose
+// backend is empty or "sim" runs on the embedded simulator when no backend named "sim" is declared;
+// one is then appended to `backends` with kind sim and a default SimConfig.
 absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& source);
 
 // Parses YAML into the proto schema, rejecting unknown fields and values of the wrong type with
 // the field path, then calls BuildConfig.
 absl::StatusOr<std::shared_ptr<const Config>> ParseConfigYaml(absl::string_view yaml);
 
-// Reads and parses a file. A missing or unreadable file is NOT_FOUND / INVALID_ARGUMENT naming it.
+// Reads and parses a file. A missing or unreadable file is NOT_FOUND / INVALID_ARGUMENT naming it;
+// parse and validation errors are prefixed with the path ("tollgate.yaml: models[1].backend: ...").
 absl::StatusOr<std::shared_ptr<const Config>> LoadConfigFile(const std::string& path);
 
 // Lower-case hex SHA-256 of `api_key`, as tenants[].api_key_sha256 holds it.

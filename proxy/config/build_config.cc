@@ -1,0 +1,315 @@
+// BuildConfig: validation of the proto schema and the defaults it cannot express.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "accounting/pricing.h"
+#include "proxy/common/status_macros.h"
+#include "proxy/config/config.h"
+#include "sim/presets.h"
+
+namespace tollgate {
+namespace {
+
+constexpr absl::string_view kDefaultGrpcAddress = "0.0.0.0:50051";
+constexpr absl::string_view kDefaultMetricsAddress = "0.0.0.0:9464";
+constexpr uint32_t kDefaultDrainTimeoutMs = 30'000;
+constexpr uint32_t kDefaultBackendTimeoutMs = 600'000;
+constexpr uint32_t kDefaultBytesPerElement = 2;
+constexpr absl::string_view kReservedLabel = "other";  // metrics' label for unknown values
+constexpr absl::string_view kTenantNameChars = "_.-";
+constexpr absl::string_view kModelNameChars = "_.:/-";  // also backend names
+
+std::string Quote(absl::string_view text) { return absl::StrCat("\"", absl::CEscape(text), "\""); }
+
+absl::Status FieldError(absl::string_view path, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+// A metric label value: 1..max_length ASCII letters, digits or `extra_chars`, never "other".
+absl::Status CheckLabel(absl::string_view path, absl::string_view name,
+                        absl::string_view extra_chars, size_t max_length) {
+  if (name.empty()) return FieldError(path, "required");
+  const bool valid_chars = std::all_of(name.begin(), name.end(), [&](char c) {
+    return absl::ascii_isalnum(c) || extra_chars.find(c) != absl::string_view::npos;
+  });
+  if (!valid_chars || name.size() > max_length) {
+    return FieldError(path,
+                      absl::StrCat("invalid name ", Quote(name), ": must be 1 to ", max_length,
+                                   " letters, digits or any of \"", extra_chars, "\""));
+  }
+  if (name == kReservedLabel) {
+    return FieldError(path, "\"other\" is reserved for values outside the configured set");
+  }
+  return absl::OkStatus();
+}
+
+// host:port, where host is a name, an IPv4 address or a bracketed IPv6 address.
+absl::Status CheckHostPort(absl::string_view path, absl::string_view address) {
+  const auto invalid = [&] {
+    return FieldError(path, absl::StrCat("expected host:port, got ", Quote(address)));
+  };
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) return invalid();
+  const absl::string_view host = address.substr(0, colon);
+  const absl::string_view port = address.substr(colon + 1);
+  const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']';
+  if (host.empty() || (host.find(':') != absl::string_view::npos && !bracketed) ||
+      std::any_of(host.begin(), host.end(), absl::ascii_isspace)) {
+    return invalid();
+  }
+  uint32_t port_number = 0;
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(port, &port_number) || port_number > 65535) {
+    return FieldError(path, absl::StrCat("port must be 0 to 65535, got ", Quote(address)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ListenerConfig> BuildListeners(const v1::Listeners& source) {
+  ListenerConfig listeners;
+  listeners.grpc_address =
+      source.grpc_address().empty() ? std::string(kDefaultGrpcAddress) : source.grpc_address();
+  listeners.metrics_address = source.metrics_address().empty() ? std::string(kDefaultMetricsAddress)
+                                                               : source.metrics_address();
+  TG_RETURN_IF_ERROR(CheckHostPort("listeners.grpc_address", listeners.grpc_address));
+  TG_RETURN_IF_ERROR(CheckHostPort("listeners.metrics_address", listeners.metrics_address));
+  const uint32_t drain_ms =
+      source.drain_timeout_ms() == 0 ? kDefaultDrainTimeoutMs : source.drain_timeout_ms();
+  listeners.drain_timeout = absl::Milliseconds(drain_ms);
+  return listeners;
+}
+
+absl::Status BuildTenants(const v1::Config& source, Config* config) {
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < source.tenants_size(); ++i) {
+    const v1::Tenant& tenant = source.tenants(i);
+    const std::string path = absl::StrCat("tenants[", i, "]");
+    TG_RETURN_IF_ERROR(CheckLabel(path + ".name", tenant.name(), kTenantNameChars, 64));
+    if (!names.insert(tenant.name()).second) {
+      return FieldError(path + ".name", absl::StrCat("duplicate tenant ", Quote(tenant.name())));
+    }
+    config->tenant_names.push_back(tenant.name());
+    for (int k = 0; k < tenant.api_key_sha256_size(); ++k) {
+      const std::string key_path = absl::StrCat(path, ".api_key_sha256[", k, "]");
+      const std::string& hex = tenant.api_key_sha256(k);
+      if (hex.size() != 64 || !std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) {
+        return FieldError(
+            key_path,
+            absl::StrCat("expected 64 hex digits (printf %s KEY | sha256sum), got ", Quote(hex)));
+      }
+      const auto [it, inserted] =
+          config->tenant_by_key_sha256.emplace(absl::AsciiStrToLower(hex), tenant.name());
+      if (!inserted) {
+        return FieldError(key_path,
+                          absl::StrCat("key already belongs to tenant ", Quote(it->second)));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SimConfig> BuildSim(const v1::Backend& source, const std::string& path) {
+  const v1::SimOptions& options = source.sim();
+  SimConfig sim;
+  if (!options.gpu().empty()) {
+    absl::StatusOr<sim::GpuSpec> gpu = sim::FindGpu(options.gpu());
+    if (!gpu.ok()) return FieldError(path + ".gpu", gpu.status().message());
+    sim.gpu = gpu->name;
+  }
+  if (options.gpu_count() != 0) sim.gpu_count = options.gpu_count();
+  // Written `sim` blocks keep their time_scale, so 0 (instant) is expressible; see config.h.
+  if (source.has_sim()) sim.time_scale = options.time_scale();
+  if (!std::isfinite(sim.time_scale) || sim.time_scale < 0) {
+    return FieldError(path + ".time_scale",
+                      absl::StrCat("must be a finite number >= 0, got ", sim.time_scale));
+  }
+  if (options.mfu() != 0) sim.mfu = options.mfu();
+  if (!(sim.mfu > 0 && sim.mfu <= 1)) {
+    return FieldError(path + ".mfu", absl::StrCat("must be in (0, 1], got ", sim.mfu));
+  }
+  if (options.max_running_requests() != 0) {
+    sim.max_running_requests = options.max_running_requests();
+  }
+  return sim;
+}
+
+absl::StatusOr<BackendConfig> BuildBackend(const v1::Backend& source, const std::string& path) {
+  BackendConfig backend;
+  TG_RETURN_IF_ERROR(CheckLabel(path + ".name", source.name(), kModelNameChars, 128));
+  backend.name = source.name();
+  if (source.kind() == "sim") {
+    backend.kind = BackendKind::kSim;
+  } else if (source.kind() == "grpc") {
+    backend.kind = BackendKind::kGrpc;
+  } else {
+    return FieldError(path + ".kind", source.kind().empty()
+                                          ? std::string("required (valid kinds: sim, grpc)")
+                                          : absl::StrCat("unknown kind ", Quote(source.kind()),
+                                                         " (valid kinds: sim, grpc)"));
+  }
+  if (backend.kind == BackendKind::kGrpc) {
+    if (source.address().empty()) return FieldError(path + ".address", "required for kind grpc");
+    TG_RETURN_IF_ERROR(CheckHostPort(path + ".address", source.address()));
+    if (source.has_sim()) return FieldError(path + ".sim", "only valid for kind sim");
+    backend.address = source.address();
+  } else if (!source.address().empty()) {
+    return FieldError(path + ".address", "only valid for kind grpc");
+  }
+  backend.timeout =
+      absl::Milliseconds(source.timeout_ms() == 0 ? kDefaultBackendTimeoutMs : source.timeout_ms());
+  TG_ASSIGN_OR_RETURN(backend.sim, BuildSim(source, path + ".sim"));
+  return backend;
+}
+
+absl::StatusOr<TokenPrices> BuildPrices(const v1::Prices& source, const std::string& path) {
+  const auto convert = [&](absl::string_view field, double usd) -> absl::StatusOr<int64_t> {
+    absl::StatusOr<int64_t> nano = UsdPerMtokToNano(usd);
+    if (!nano.ok()) return FieldError(absl::StrCat(path, ".", field), nano.status().message());
+    return nano;
+  };
+  TokenPrices prices;
+  TG_ASSIGN_OR_RETURN(prices.input_nano_usd_per_mtok,
+                      convert("input_usd_per_mtok", source.input_usd_per_mtok()));
+  TG_ASSIGN_OR_RETURN(prices.output_nano_usd_per_mtok,
+                      convert("output_usd_per_mtok", source.output_usd_per_mtok()));
+  prices.cached_input_nano_usd_per_mtok = prices.input_nano_usd_per_mtok;
+  if (source.has_cached_input_usd_per_mtok()) {
+    TG_ASSIGN_OR_RETURN(prices.cached_input_nano_usd_per_mtok,
+                        convert("cached_input_usd_per_mtok", source.cached_input_usd_per_mtok()));
+  }
+  prices.reasoning_nano_usd_per_mtok = prices.output_nano_usd_per_mtok;
+  if (source.has_reasoning_usd_per_mtok()) {
+    TG_ASSIGN_OR_RETURN(prices.reasoning_nano_usd_per_mtok,
+                        convert("reasoning_usd_per_mtok", source.reasoning_usd_per_mtok()));
+  }
+  return prices;
+}
+
+absl::StatusOr<ArchitectureConfig> BuildArchitecture(const v1::Architecture& source,
+                                                     const std::string& path) {
+  ArchitectureConfig architecture;
+  architecture.parameters = source.parameters();
+  architecture.layers = source.layers();
+  architecture.kv_heads = source.kv_heads();
+  architecture.head_dim = source.head_dim();
+  if (architecture.layers != 0 || architecture.kv_heads != 0 || architecture.head_dim != 0) {
+    const std::array<std::pair<absl::string_view, uint32_t>, 3> shape = {
+        {{"layers", architecture.layers},
+         {"kv_heads", architecture.kv_heads},
+         {"head_dim", architecture.head_dim}}};
+    for (const auto& [field, value] : shape) {
+      if (value == 0) {
+        return FieldError(absl::StrCat(path, ".", field),
+                          "must be > 0 when any of layers, kv_heads or head_dim is set");
+      }
+    }
+  }
+  architecture.bytes_per_element =
+      source.bytes_per_element() == 0 ? kDefaultBytesPerElement : source.bytes_per_element();
+  const uint32_t bytes = architecture.bytes_per_element;
+  if (bytes != 1 && bytes != 2 && bytes != 4) {
+    return FieldError(path + ".bytes_per_element", absl::StrCat("must be 1, 2 or 4, got ", bytes));
+  }
+  return architecture;
+}
+
+std::string BackendNames(const Config& config) {
+  std::vector<std::string> names;
+  for (const BackendConfig& backend : config.backends) names.push_back(backend.name);
+  return names.empty() ? "none declared" : absl::StrCat("declared: ", absl::StrJoin(names, ", "));
+}
+
+// `uses_embedded_sim` is set when the model runs on an undeclared "sim" backend.
+absl::StatusOr<ModelConfig> BuildModel(const v1::Model& source, const std::string& path,
+                                       const Config& config, bool* uses_embedded_sim) {
+  ModelConfig model;
+  TG_RETURN_IF_ERROR(CheckLabel(path + ".name", source.name(), kModelNameChars, 128));
+  model.name = source.name();
+  model.backend = source.backend().empty() ? std::string(kEmbeddedSimBackend) : source.backend();
+  if (config.FindBackend(model.backend) == nullptr) {
+    if (model.backend != kEmbeddedSimBackend) {
+      return FieldError(path + ".backend", absl::StrCat("unknown backend ", Quote(model.backend),
+                                                        " (", BackendNames(config), ")"));
+    }
+    *uses_embedded_sim = true;
+  }
+  model.backend_model = source.backend_model().empty() ? model.name : source.backend_model();
+  TG_ASSIGN_OR_RETURN(model.prices, BuildPrices(source.prices(), path + ".prices"));
+  model.tokenizer = source.tokenizer();
+  TG_ASSIGN_OR_RETURN(model.architecture,
+                      BuildArchitecture(source.architecture(), path + ".architecture"));
+  return model;
+}
+
+absl::Status CheckBatching(const v1::BatchingConfig& batching) {
+  if (!batching.enabled()) return absl::OkStatus();
+  if (batching.max_batch_size() == 0) {
+    return FieldError("batching.max_batch_size", "must be >= 1 when batching is enabled");
+  }
+  for (int i = 0; i < batching.preferred_batch_sizes_size(); ++i) {
+    const uint32_t size = batching.preferred_batch_sizes(i);
+    if (size == 0 || size > batching.max_batch_size()) {
+      return FieldError(absl::StrCat("batching.preferred_batch_sizes[", i, "]"),
+                        absl::StrCat("must be 1 to max_batch_size (", batching.max_batch_size(),
+                                     "), got ", size));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& source) {
+  auto config = std::make_shared<Config>();
+  config->source = source;
+  TG_ASSIGN_OR_RETURN(config->listeners, BuildListeners(source.listeners()));
+  TG_RETURN_IF_ERROR(BuildTenants(source, config.get()));
+
+  for (int i = 0; i < source.backends_size(); ++i) {
+    const std::string path = absl::StrCat("backends[", i, "]");
+    TG_ASSIGN_OR_RETURN(BackendConfig backend, BuildBackend(source.backends(i), path));
+    if (!config->backend_index_.emplace(backend.name, config->backends.size()).second) {
+      return FieldError(path + ".name", absl::StrCat("duplicate backend ", Quote(backend.name)));
+    }
+    config->backends.push_back(std::move(backend));
+  }
+
+  bool uses_embedded_sim = false;
+  for (int i = 0; i < source.models_size(); ++i) {
+    const std::string path = absl::StrCat("models[", i, "]");
+    TG_ASSIGN_OR_RETURN(ModelConfig model,
+                        BuildModel(source.models(i), path, *config, &uses_embedded_sim));
+    if (!config->model_index_.emplace(model.name, config->models.size()).second) {
+      return FieldError(path + ".name", absl::StrCat("duplicate model ", Quote(model.name)));
+    }
+    config->models.push_back(std::move(model));
+  }
+  if (uses_embedded_sim) {
+    BackendConfig sim;
+    sim.name = std::string(kEmbeddedSimBackend);
+    sim.kind = BackendKind::kSim;
+    sim.timeout = absl::Milliseconds(kDefaultBackendTimeoutMs);
+    config->backend_index_.emplace(sim.name, config->backends.size());
+    config->backends.push_back(std::move(sim));
+  }
+
+  TG_RETURN_IF_ERROR(CheckBatching(source.batching()));
+  return std::shared_ptr<const Config>(std::move(config));
+}
+
+}  // namespace tollgate

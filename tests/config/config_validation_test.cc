@@ -1,0 +1,184 @@
+// Every semantic rule of BuildConfig, and the field path each error starts with.
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proxy/config/config.h"
+#include "tests/config/config_test_yaml.h"
+
+namespace tollgate {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+TEST(ConfigValidation, ListenerAddressesMustBeHostAndPort) {
+  EXPECT_THAT(ParseError("listeners: {grpc_address: localhost}"),
+              StartsWith("listeners.grpc_address: expected host:port, got \"localhost\""));
+  EXPECT_THAT(ParseError("listeners: {grpc_address: \":50051\"}"),
+              StartsWith("listeners.grpc_address: expected host:port"));
+  EXPECT_THAT(ParseError("listeners: {grpc_address: \"::1:50051\"}"),
+              StartsWith("listeners.grpc_address: expected host:port"));
+  EXPECT_THAT(ParseError("listeners: {metrics_address: \"0.0.0.0:65536\"}"),
+              StartsWith("listeners.metrics_address: port must be 0 to 65535"));
+  EXPECT_THAT(ParseError("listeners: {metrics_address: \"0.0.0.0:http\"}"),
+              StartsWith("listeners.metrics_address: port must be 0 to 65535"));
+  EXPECT_NE(ParseValid("listeners: {grpc_address: \"[::1]:0\", metrics_address: \"h:65535\"}"),
+            nullptr);
+}
+
+TEST(ConfigValidation, TenantNamesMustBeLabelSafeUniqueAndNotOther) {
+  EXPECT_THAT(ParseError("tenants: [{name: acme corp}]"),
+              StartsWith("tenants[0].name: invalid name \"acme corp\""));
+  EXPECT_THAT(ParseError("tenants: [{name: " + std::string(65, 'x') + "}]"),
+              StartsWith("tenants[0].name: invalid name"));
+  EXPECT_NE(ParseValid("tenants: [{name: " + std::string(64, 'x') + "}]"), nullptr);
+  EXPECT_THAT(ParseError("tenants: [{api_key_sha256: []}]"),
+              StartsWith("tenants[0].name: required"));
+  EXPECT_THAT(ParseError("tenants: [{name: other}]"),
+              StartsWith("tenants[0].name: \"other\" is reserved"));
+  EXPECT_THAT(ParseError("tenants: [{name: a/b}]"), StartsWith("tenants[0].name: invalid name"));
+  EXPECT_THAT(ParseError("tenants: [{name: acme}, {name: acme}]"),
+              StartsWith("tenants[1].name: duplicate tenant \"acme\""));
+}
+
+TEST(ConfigValidation, TenantKeyHashesMustBe64HexDigits) {
+  const std::string key_a(64, 'a');
+  EXPECT_THAT(ParseError("tenants: [{name: a, api_key_sha256: [" + key_a + ", abc]}]"),
+              StartsWith("tenants[0].api_key_sha256[1]: expected 64 hex digits"));
+  EXPECT_THAT(ParseError("tenants: [{name: a, api_key_sha256: [" + std::string(64, 'g') + "]}]"),
+              StartsWith("tenants[0].api_key_sha256[0]: expected 64 hex digits"));
+}
+
+TEST(ConfigValidation, TenantKeyHashesMustBeUniqueAcrossTenants) {
+  const std::string key_a(64, 'a');
+  const std::string key_b(64, 'b');
+  const std::string upper_a(64, 'A');
+  EXPECT_THAT(ParseError("tenants:\n  - {name: acme, api_key_sha256: [" + key_a + ", " + key_b +
+                         "]}\n  - {name: globex, api_key_sha256: [" + upper_a + "]}\n"),
+              StartsWith("tenants[1].api_key_sha256[0]: key already belongs to tenant \"acme\""));
+}
+
+TEST(ConfigValidation, ModelNamesMustBeLabelSafeUniqueAndNotOther) {
+  EXPECT_NE(ParseValid("models: [{name: \"meta-llama/Llama-3.1:8b_v2\"}]"), nullptr);
+  EXPECT_THAT(ParseError("models: [{name: llama 3}]"),
+              StartsWith("models[0].name: invalid name \"llama 3\""));
+  EXPECT_THAT(ParseError("models: [{name: " + std::string(129, 'm') + "}]"),
+              StartsWith("models[0].name: invalid name"));
+  EXPECT_THAT(ParseError("models: [{backend: sim}]"), StartsWith("models[0].name: required"));
+  EXPECT_THAT(ParseError("models: [{name: a}, {name: other}]"),
+              StartsWith("models[1].name: \"other\" is reserved"));
+  EXPECT_THAT(ParseError("models: [{name: a}, {name: b}, {name: a}]"),
+              StartsWith("models[2].name: duplicate model \"a\""));
+}
+
+TEST(ConfigValidation, ModelBackendMustBeDeclared) {
+  EXPECT_THAT(ParseError("models: [{name: a}, {name: b, backend: x}]"),
+              StartsWith("models[1].backend: unknown backend \"x\""));
+}
+
+TEST(ConfigValidation, PriceErrorsNameThePriceField) {
+  EXPECT_THAT(ParseError("models: [{name: a, prices: {input_usd_per_mtok: -1}}]"),
+              StartsWith("models[0].prices.input_usd_per_mtok: price must be"));
+  EXPECT_THAT(ParseError("models: [{name: a, prices: {output_usd_per_mtok: .inf}}]"),
+              StartsWith("models[0].prices.output_usd_per_mtok: price must be"));
+  EXPECT_THAT(ParseError("models: [{name: a, prices: {cached_input_usd_per_mtok: .nan}}]"),
+              StartsWith("models[0].prices.cached_input_usd_per_mtok: price must be"));
+  EXPECT_THAT(ParseError("models: [{name: a, prices: {reasoning_usd_per_mtok: 2000000}}]"),
+              StartsWith("models[0].prices.reasoning_usd_per_mtok: price above"));
+}
+
+TEST(ConfigValidation, ArchitectureNeedsLayersKvHeadsAndHeadDimTogether) {
+  EXPECT_THAT(ParseError("models: [{name: a, architecture: {layers: 32, head_dim: 128}}]"),
+              StartsWith("models[0].architecture.kv_heads: must be > 0"));
+  EXPECT_THAT(ParseError("models: [{name: a, architecture: {head_dim: 128}}]"),
+              StartsWith("models[0].architecture.layers: must be > 0"));
+  EXPECT_NE(ParseValid("models: [{name: a, architecture: {parameters: 7000000000}}]"), nullptr);
+}
+
+TEST(ConfigValidation, BytesPerElementMustBeOneTwoOrFour) {
+  EXPECT_THAT(ParseError("models: [{name: a, architecture: {bytes_per_element: 3}}]"),
+              StartsWith("models[0].architecture.bytes_per_element: must be 1, 2 or 4, got 3"));
+  EXPECT_NE(ParseValid("models: [{name: a, architecture: {bytes_per_element: 1}}]"), nullptr);
+}
+
+TEST(ConfigValidation, BackendNamesMustBeLabelSafeUniqueAndNotOther) {
+  EXPECT_THAT(ParseError("backends: [{name: \"gpu pool\", kind: sim}]"),
+              StartsWith("backends[0].name: invalid name"));
+  EXPECT_THAT(ParseError("backends: [{name: other, kind: sim}]"),
+              StartsWith("backends[0].name: \"other\" is reserved"));
+  EXPECT_THAT(ParseError("backends: [{kind: sim}]"), StartsWith("backends[0].name: required"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim}, {name: a, kind: sim}]"),
+              StartsWith("backends[1].name: duplicate backend \"a\""));
+}
+
+TEST(ConfigValidation, BackendKindMustBeSimOrGrpc) {
+  EXPECT_EQ(ParseError("backends: [{name: a, kind: http}]"),
+            "backends[0].kind: unknown kind \"http\" (valid kinds: sim, grpc)");
+  EXPECT_EQ(ParseError("backends: [{name: a}]"),
+            "backends[0].kind: required (valid kinds: sim, grpc)");
+}
+
+TEST(ConfigValidation, GrpcBackendsNeedAHostAndPortAndNoSimBlock) {
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: grpc}]"),
+              StartsWith("backends[0].address: required for kind grpc"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: grpc, address: nowhere}]"),
+              StartsWith("backends[0].address: expected host:port"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: grpc, address: \"h:1\", sim: {}}]"),
+              StartsWith("backends[0].sim: only valid for kind sim"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, address: \"h:1\"}]"),
+              StartsWith("backends[0].address: only valid for kind grpc"));
+}
+
+TEST(ConfigValidation, SimGpuMustBeAKnownPreset) {
+  const std::string error = ParseError("backends: [{name: a, kind: sim, sim: {gpu: b200}}]");
+  EXPECT_THAT(error, StartsWith("backends[0].sim.gpu: unknown GPU preset \"b200\""));
+  EXPECT_THAT(error, HasSubstr("a100-80gb"));
+}
+
+TEST(ConfigValidation, SimTimeScaleMustBeFiniteAndNotNegative) {
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, sim: {time_scale: -0.5}}]"),
+              StartsWith("backends[0].sim.time_scale: must be a finite number >= 0"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, sim: {time_scale: .inf}}]"),
+              StartsWith("backends[0].sim.time_scale: must be a finite number >= 0"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, sim: {time_scale: .nan}}]"),
+              StartsWith("backends[0].sim.time_scale: must be a finite number >= 0"));
+}
+
+TEST(ConfigValidation, SimMfuMustBeAboveZeroAndAtMostOne) {
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, sim: {mfu: 1.5}}]"),
+              StartsWith("backends[0].sim.mfu: must be in (0, 1], got 1.5"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, sim: {mfu: -0.1}}]"),
+              StartsWith("backends[0].sim.mfu: must be in (0, 1]"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, sim: {mfu: .nan}}]"),
+              StartsWith("backends[0].sim.mfu: must be in (0, 1]"));
+  EXPECT_NE(ParseValid("backends: [{name: a, kind: sim, sim: {mfu: 1}}]"), nullptr);
+}
+
+TEST(ConfigValidation, EnabledBatchingNeedsABatchSize) {
+  EXPECT_THAT(ParseError("batching: {enabled: true}"),
+              StartsWith("batching.max_batch_size: must be >= 1 when batching is enabled"));
+  EXPECT_THAT(ParseError("batching: {enabled: true, max_batch_size: 8, preferred_batch_sizes: "
+                         "[4, 16]}"),
+              StartsWith("batching.preferred_batch_sizes[1]: must be 1 to max_batch_size (8)"));
+  EXPECT_NE(ParseValid("batching: {enabled: false}"), nullptr);
+}
+
+TEST(ConfigValidation, TypeErrorsFromTheYamlStartWithTheFieldPath) {
+  EXPECT_THAT(ParseError("models: [{name: a, prices: {input_usd_per_mtok: cheap}}]"),
+              StartsWith("models[0].prices.input_usd_per_mtok: expected a number, got \"cheap\""));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, timeout_ms: -1}]"),
+              StartsWith("backends[0].timeout_ms: expected an unsigned integer, got \"-1\""));
+  EXPECT_THAT(ParseError("listeners: [a]"), StartsWith("listeners: expected a map, got a list"));
+  EXPECT_THAT(ParseError("models: [{name: a, bakend: b}]"),
+              StartsWith("models[0].bakend: unknown field"));
+}
+
+TEST(ConfigValidation, MalformedYamlNamesTheLineAndColumn) {
+  EXPECT_THAT(ParseError("models: [{name: a}\n"), StartsWith("YAML syntax error at line "));
+  EXPECT_THAT(ParseError("listeners:\n    grpc_address: a:1\n  drain_timeout_ms: 5\n"),
+              StartsWith("YAML syntax error at line 3, column 3"));
+}
+
+}  // namespace
+}  // namespace tollgate
