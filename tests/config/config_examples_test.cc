@@ -79,8 +79,8 @@ TEST(ConfigExamples, DemoConfigLoadsWithThreeTenantsAndFourModels) {
   ASSERT_EQ(config->backends.size(), 2u);
   EXPECT_EQ(config->FindBackend("sim")->sim.gpu, "a100-80gb");
   EXPECT_EQ(config->FindBackend("sim")->sim.time_scale, 0.05);
-  EXPECT_EQ(config->FindBackend("sim-hosted")->sim.gpu, "h100-80gb");
-  EXPECT_EQ(config->FindBackend("sim-hosted")->sim.time_scale, 0.05);
+  EXPECT_EQ(config->FindBackend("sim-hosted")->kind, BackendKind::kGrpc);
+  EXPECT_EQ(config->FindBackend("sim-hosted")->address, "127.0.0.1:50061");
 }
 
 TEST(ConfigExamples, ReferenceConfigLoads) {
