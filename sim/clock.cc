@@ -36,7 +36,7 @@ class WallClock final : public Clock {
 }  // namespace
 
 Clock* RealClock() {
-  static WallClock* const clock = new WallClock();
+  static auto* const clock = new WallClock();
   return clock;
 }
 

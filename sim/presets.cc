@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace tollgate::sim {
@@ -55,6 +56,7 @@ absl::StatusOr<GpuSpec> FindGpu(absl::string_view name) {
 
 std::vector<std::string> GpuNames() {
   std::vector<std::string> names;
+  names.reserve(kGpus.size());
   for (const GpuRow& row : kGpus) names.emplace_back(row.name);
   return names;
 }

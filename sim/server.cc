@@ -17,7 +17,7 @@ namespace {
 // absl and gRPC share the canonical code numbering.
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return {static_cast<grpc::StatusCode>(status.code()), std::string(status.message())};
 }
 
 // The engine request behind one Generate RPC. Keeps the reactor alive while gRPC or the engine
@@ -42,7 +42,7 @@ class EngineCall {
     SimEngine::Callbacks callbacks{
         .on_chunk = [this](v1::GenerateResponse chunk) { OnChunk(std::move(chunk)); },
         .on_done =
-            [this](absl::Status status, v1::GenerateResponse last) {
+            [this](const absl::Status& status, v1::GenerateResponse last) {
               Ref();
               OnEngineDone(status, std::move(last));
               Unref();
@@ -215,11 +215,13 @@ grpc::ServerUnaryReactor* SimService::Embed(grpc::CallbackServerContext* context
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   engine_->SubmitEmbed(*request, ShapeForModel(request->model()),
                        [reactor, response](absl::StatusOr<v1::EmbedResponse> result) {
-                         if (result.ok()) {
-                           *response = *std::move(result);
-                           response->set_backend(std::string(kSimBackendName));
+                         if (!result.ok()) {
+                           reactor->Finish(ToGrpcStatus(result.status()));
+                           return;
                          }
-                         reactor->Finish(ToGrpcStatus(result.status()));
+                         *response = *std::move(result);
+                         response->set_backend(std::string(kSimBackendName));
+                         reactor->Finish(grpc::Status::OK);
                        });
   return reactor;
 }

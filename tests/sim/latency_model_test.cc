@@ -15,7 +15,7 @@ constexpr double kA100BytesPerS = 2.039e12;
 constexpr double kA100Flops = 312e12;
 
 LatencyModel A100(uint32_t gpu_count = 1) {
-  return LatencyModel(*FindGpu("a100-80gb"), gpu_count, 0.5);
+  return {*FindGpu("a100-80gb"), gpu_count, 0.5};
 }
 
 TEST(LatencyModel, DecodeStepWithEmptyKvCacheReadsTheWeightsOnce) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -69,6 +70,18 @@ StreamResult ReadStream(v1::Inference::Stub& stub, const v1::GenerateRequest& re
   while (reader->Read(&message)) result.messages.push_back(message);
   result.status = reader->Finish();
   return result;
+}
+
+// Waits (a wait, not a timing assertion) for the server to pass cancels on to the engine and the
+// engine to drain; gives up after 10 s. Returns the last stats seen.
+SimEngine::Stats WaitUntilIdle(const SimEngine& engine) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  SimEngine::Stats stats = engine.GetStats();
+  while (stats.running + stats.waiting > 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+    stats = engine.GetStats();
+  }
+  return stats;
 }
 
 // Instant answers (time_scale 0) and answers paced by the engine thread on the real clock.
@@ -145,6 +158,59 @@ TEST_P(SimServiceTest, RequestWithoutInputFailsWithInvalidArgument) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_P(SimServiceTest, ConcurrentStreamsEachReceiveTheirOwnAnswer) {
+  constexpr int kStreams = 8;
+  std::vector<std::string> texts(kStreams);
+  std::vector<grpc::Status> statuses(kStreams);
+  std::vector<std::thread> clients;
+  clients.reserve(kStreams);
+  for (int i = 0; i < kStreams; ++i) {
+    clients.emplace_back([&, i] {
+      const StreamResult stream =
+          ReadStream(harness_.stub(), ChatRequest(absl::StrCat("client ", i), 64));
+      statuses[i] = stream.status;
+      for (const v1::GenerateResponse& message : stream.messages) texts[i] += message.text();
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  for (int i = 0; i < kStreams; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    std::string expected;
+    for (const std::string& token : Generate(ChatRequest(absl::StrCat("client ", i), 64)).tokens) {
+      expected += token;
+    }
+    EXPECT_EQ(texts[i], expected) << "stream " << i;
+  }
+}
+
+TEST_P(SimServiceTest, StreamsCancelledAtAnyPointEndAndReleaseTheEngine) {
+  constexpr int kStreams = 8;
+  std::vector<grpc::StatusCode> codes(kStreams);
+  std::vector<std::thread> clients;
+  clients.reserve(kStreams);
+  for (int i = 0; i < kStreams; ++i) {
+    clients.emplace_back([&, i] {
+      grpc::ClientContext context;
+      std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
+          harness_.stub().GenerateStream(&context, ChatRequest(absl::StrCat("client ", i), 64));
+      v1::GenerateResponse message;
+      for (int read = 0; read < 2 * i && reader->Read(&message); ++read) {
+      }
+      context.TryCancel();
+      while (reader->Read(&message)) {
+      }
+      codes[i] = reader->Finish().error_code();
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  for (grpc::StatusCode code : codes) {
+    EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::CANCELLED) << code;
+  }
+  const SimEngine::Stats stats = WaitUntilIdle(harness_.engine());
+  EXPECT_EQ(stats.running, 0u);
+  EXPECT_EQ(stats.waiting, 0u);
+}
+
 TEST_P(SimServiceTest, HealthServiceIsEnabled) {
   EXPECT_NE(harness_.server().GetHealthCheckService(), nullptr);
 }
@@ -167,13 +233,9 @@ TEST(SimService, ClientCancelStopsTheEngineRequest) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
 
-  // Waits (not a timing assertion) for the server to pass the cancel on to the engine.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (harness.engine().GetStats().running > 0 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  EXPECT_EQ(harness.engine().GetStats().running, 0u);
-  EXPECT_LT(harness.engine().GetStats().generation_tokens_total, 300u);
+  const SimEngine::Stats stats = WaitUntilIdle(harness.engine());
+  EXPECT_EQ(stats.running, 0u);
+  EXPECT_LT(stats.generation_tokens_total, 300u);
 }
 
 }  // namespace
