@@ -10,16 +10,12 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "proxy/common/grpc_status.h"
 
 namespace tollgate::sim {
 namespace {
 
 // absl and gRPC share the canonical code numbering.
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return {static_cast<grpc::StatusCode>(status.code()), std::string(status.message())};
-}
-
 // The engine request behind one Generate RPC. Keeps the reactor alive while gRPC or the engine
 // may still call into it (one reference for gRPC until OnDone, one for Start until Submit has
 // returned, one per running on_done), and routes a cancel to the engine request even when it
