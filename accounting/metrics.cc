@@ -32,17 +32,16 @@ const Histogram::BucketBoundaries& OverheadBuckets() {
 
 // From a fraction of a cent-per-thousand requests to a few dollars per request.
 const Histogram::BucketBoundaries& CostBuckets() {
-  static const auto* b = new Histogram::BucketBoundaries{
-      1e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1, 5};
+  static const auto* b = new Histogram::BucketBoundaries{1e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3,
+                                                         1e-2, 5e-2, 0.1,  0.5,  1,    5};
   return *b;
 }
 
 constexpr std::array<absl::string_view, MetricsTable::kNumCodes> kCodeNames = {
-    "ok",           "cancelled",         "unknown",        "invalid_argument",
-    "deadline_exceeded", "not_found",    "already_exists", "permission_denied",
-    "resource_exhausted", "failed_precondition", "aborted", "out_of_range",
-    "unimplemented", "internal",         "unavailable",    "data_loss",
-    "unauthenticated"};
+    "ok",        "cancelled",      "unknown",           "invalid_argument",   "deadline_exceeded",
+    "not_found", "already_exists", "permission_denied", "resource_exhausted", "failed_precondition",
+    "aborted",   "out_of_range",   "unimplemented",     "internal",           "unavailable",
+    "data_loss", "unauthenticated"};
 
 std::vector<std::string> WithOther(const std::vector<std::string>& names) {
   std::vector<std::string> out = names;
@@ -177,16 +176,13 @@ std::shared_ptr<const MetricsTable> ProxyMetrics::BuildTable(
     }
   }
   for (const std::string& model : models) {
-    table->per_model_.push_back(
-        {&duration_.Add({{"model", model}}, DurationBuckets()),
-         &ttft_.Add({{"model", model}}, TtftBuckets()),
-         &overhead_.Add({{"model", model}}, OverheadBuckets())});
+    table->per_model_.push_back({&duration_.Add({{"model", model}}, DurationBuckets()),
+                                 &ttft_.Add({{"model", model}}, TtftBuckets()),
+                                 &overhead_.Add({{"model", model}}, OverheadBuckets())});
   }
   return table;
 }
 
-void ProxyMetrics::RecordConfigReload(bool ok) {
-  (ok ? reloads_ok_ : reloads_error_).Increment();
-}
+void ProxyMetrics::RecordConfigReload(bool ok) { (ok ? reloads_ok_ : reloads_error_).Increment(); }
 
 }  // namespace tollgate

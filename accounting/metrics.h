@@ -43,8 +43,8 @@ struct RequestOutcome {
   v1::Usage usage;
   int64_t cost_nano_usd = 0;
   absl::Duration duration;
-  absl::Duration overhead;              // time inside Tollgate, backend time excluded
-  absl::Duration time_to_first_token;   // negative: no token was produced
+  absl::Duration overhead;             // time inside Tollgate, backend time excluded
+  absl::Duration time_to_first_token;  // negative: no token was produced
 };
 
 class MetricsTable {

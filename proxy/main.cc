@@ -46,8 +46,8 @@ int Run(const std::string& path) {
     return 1;
   }
   const std::string host = "127.0.0.1";
-  std::printf("tollgate listening grpc=%s:%d metrics=%s:%d\n", host.c_str(),
-              (*server)->grpc_port(), host.c_str(), (*server)->metrics_port());
+  std::printf("tollgate listening grpc=%s:%d metrics=%s:%d\n", host.c_str(), (*server)->grpc_port(),
+              host.c_str(), (*server)->metrics_port());
   std::fflush(stdout);
   tollgate::Log("serving ", path, " (grpc port ", (*server)->grpc_port(), ", metrics port ",
                 (*server)->metrics_port(), ")");
@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
   std::vector<char*> arg_ptrs;
   for (std::string& arg : args) arg_ptrs.push_back(arg.data());
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
-  if (!absl::GetFlag(FLAGS_check_config).empty()) return CheckConfig(absl::GetFlag(FLAGS_check_config));
+  if (!absl::GetFlag(FLAGS_check_config).empty())
+    return CheckConfig(absl::GetFlag(FLAGS_check_config));
   if (!absl::GetFlag(FLAGS_config).empty()) return Run(absl::GetFlag(FLAGS_config));
   std::cerr << absl::ProgramUsageMessage() << "\n";
   return 2;

@@ -157,9 +157,8 @@ class GenerateRun final : public GenerateObserver,
     const absl::Time now = absl::Now();
     outcome.duration = now - received_;
     outcome.overhead = (backend_start_ - received_) + (now - backend_done);
-    outcome.time_to_first_token = first_token_ == absl::InfiniteFuture()
-                                      ? absl::Seconds(-1)
-                                      : first_token_ - received_;
+    outcome.time_to_first_token =
+        first_token_ == absl::InfiniteFuture() ? absl::Seconds(-1) : first_token_ - received_;
     snapshot_->metrics->Record(tenant_index_, model_index_, outcome);
     sink_->OnFinish(client_status, std::move(final));
   }
@@ -265,8 +264,8 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request) {
 }
 
 std::shared_ptr<RequestHandle> Pipeline::Generate(const IngressInfo& info,
-                                                  const v1::GenerateRequest& request,
-                                                  bool stream, GenerateSink* sink) {
+                                                  const v1::GenerateRequest& request, bool stream,
+                                                  GenerateSink* sink) {
   std::shared_ptr<const Snapshot> snapshot = snapshots_->Get();
   const MetricsTable& metrics = *snapshot->metrics;
   std::string request_id = NewRequestId(info.request_id);
@@ -290,8 +289,8 @@ std::shared_ptr<RequestHandle> Pipeline::Generate(const IngressInfo& info,
     return Noop();
   }
   auto run = std::make_shared<GenerateRun>(std::move(snapshot), *std::move(route), tenant_index,
-                                           model_index, std::move(request_id), info, stream,
-                                           sink, PromptBytes(request));
+                                           model_index, std::move(request_id), info, stream, sink,
+                                           PromptBytes(request));
   run->Start(request);
   return run;
 }
@@ -332,37 +331,36 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
   const absl::Time deadline = info.deadline;
   Route r = *std::move(route);
   std::shared_ptr<Backend> backend = r.backend;
-  backend->Embed(
-      std::move(call), [snapshot = std::move(snapshot), r, tenant_index, model_index,
-                        request_id = std::move(request_id), received, deadline, backend_start,
-                        input_bytes, done = std::move(done)](
-                           absl::StatusOr<v1::EmbedResponse> result) mutable {
-        const absl::Time backend_done = absl::Now();
-        v1::EmbedResponse response;
-        absl::Status status = ClientStatus(result.status(), deadline);
-        if (result.ok()) {
-          response = *std::move(result);
-          if (response.usage().source() == v1::USAGE_SOURCE_UNSPECIFIED) {
-            response.mutable_usage()->set_input_tokens(EstimateTokens(input_bytes));
-            response.mutable_usage()->set_source(v1::USAGE_SOURCE_ESTIMATED);
-          }
-        }
-        *response.mutable_cost() = PriceUsage(r.model->prices, response.usage());
-        response.set_cache_status(v1::CACHE_STATUS_MISS);
-        response.set_backend(r.backend->name());
-        response.set_request_id(request_id);
+  backend->Embed(std::move(call), [snapshot = std::move(snapshot), r, tenant_index, model_index,
+                                   request_id = std::move(request_id), received, deadline,
+                                   backend_start, input_bytes, done = std::move(done)](
+                                      absl::StatusOr<v1::EmbedResponse> result) mutable {
+    const absl::Time backend_done = absl::Now();
+    v1::EmbedResponse response;
+    absl::Status status = ClientStatus(result.status(), deadline);
+    if (result.ok()) {
+      response = *std::move(result);
+      if (response.usage().source() == v1::USAGE_SOURCE_UNSPECIFIED) {
+        response.mutable_usage()->set_input_tokens(EstimateTokens(input_bytes));
+        response.mutable_usage()->set_source(v1::USAGE_SOURCE_ESTIMATED);
+      }
+    }
+    *response.mutable_cost() = PriceUsage(r.model->prices, response.usage());
+    response.set_cache_status(v1::CACHE_STATUS_MISS);
+    response.set_backend(r.backend->name());
+    response.set_request_id(request_id);
 
-        RequestOutcome outcome;
-        outcome.code = status.code();
-        outcome.usage = response.usage();
-        outcome.cost_nano_usd = response.cost().total_nano_usd();
-        const absl::Time now = absl::Now();
-        outcome.duration = now - received;
-        outcome.overhead = (backend_start - received) + (now - backend_done);
-        outcome.time_to_first_token = absl::Seconds(-1);
-        snapshot->metrics->Record(tenant_index, model_index, outcome);
-        done(status, std::move(response));
-      });
+    RequestOutcome outcome;
+    outcome.code = status.code();
+    outcome.usage = response.usage();
+    outcome.cost_nano_usd = response.cost().total_nano_usd();
+    const absl::Time now = absl::Now();
+    outcome.duration = now - received;
+    outcome.overhead = (backend_start - received) + (now - backend_done);
+    outcome.time_to_first_token = absl::Seconds(-1);
+    snapshot->metrics->Record(tenant_index, model_index, outcome);
+    done(status, std::move(response));
+  });
 }
 
 }  // namespace tollgate

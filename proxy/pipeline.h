@@ -56,8 +56,9 @@ class GenerateSink {
   virtual ~GenerateSink() = default;
   // Streams only: a text delta to forward to the client, in order.
   virtual void OnDelta(v1::GenerateResponse delta) = 0;
-  // Exactly once, last. `final` carries usage, cost, finish reason, backend and request id even when
-  // `status` is an error (a cut-off stream is still charged); for unary calls it also has the text.
+  // Exactly once, last. `final` carries usage, cost, finish reason, backend and request id even
+  // when `status` is an error (a cut-off stream is still charged); for unary calls it also has the
+  // text.
   virtual void OnFinish(const absl::Status& status, v1::GenerateResponse final) = 0;
 };
 

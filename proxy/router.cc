@@ -28,8 +28,8 @@ absl::flat_hash_map<std::string, sim::ModelShape> SimShapes(const Config& config
 
 std::string Fingerprint(const BackendConfig& b,
                         const absl::flat_hash_map<std::string, sim::ModelShape>& shapes) {
-  std::string out = absl::StrCat(static_cast<int>(b.kind), "|", b.address, "|",
-                                 absl::FormatDuration(b.timeout));
+  std::string out =
+      absl::StrCat(static_cast<int>(b.kind), "|", b.address, "|", absl::FormatDuration(b.timeout));
   if (b.kind == BackendKind::kSim) {
     absl::StrAppend(&out, "|", b.sim.gpu, "|", b.sim.gpu_count, "|", b.sim.time_scale, "|",
                     b.sim.mfu, "|", b.sim.max_running_requests);
@@ -58,7 +58,7 @@ absl::StatusOr<std::unique_ptr<Backend>> NewBackend(
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Router>> Router::Build(const Config& config,
-                                                             const Router* previous) {
+                                                            const Router* previous) {
   auto router = std::shared_ptr<Router>(new Router);
   router->config_ = &config;
   for (const BackendConfig& b : config.backends) {

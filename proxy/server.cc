@@ -54,9 +54,8 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->grpc_port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("listeners.grpc_address \"",
-                                               config->listeners.grpc_address,
-                                               "\": cannot listen"));
+    return absl::UnavailableError(absl::StrCat(
+        "listeners.grpc_address \"", config->listeners.grpc_address, "\": cannot listen"));
   }
   return s;
 }

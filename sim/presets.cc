@@ -50,8 +50,8 @@ absl::StatusOr<GpuSpec> FindGpu(absl::string_view name) {
                      row.bandwidth_gb_per_s * 1e9};
     }
   }
-  return absl::NotFoundError(absl::StrCat("unknown GPU preset \"", name, "\" (known: ",
-                                          absl::StrJoin(GpuNames(), ", "), ")"));
+  return absl::NotFoundError(absl::StrCat("unknown GPU preset \"", name,
+                                          "\" (known: ", absl::StrJoin(GpuNames(), ", "), ")"));
 }
 
 std::vector<std::string> GpuNames() {
@@ -66,8 +66,8 @@ ModelShape ShapeForModel(absl::string_view model) {
   const ModelRow* best = nullptr;
   for (const ModelRow& row : kModels) {
     if (absl::StartsWith(lower, row.prefix) &&
-        (best == nullptr || absl::string_view(row.prefix).size() >
-                                absl::string_view(best->prefix).size())) {
+        (best == nullptr ||
+         absl::string_view(row.prefix).size() > absl::string_view(best->prefix).size())) {
       best = &row;
     }
   }

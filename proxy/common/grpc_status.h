@@ -21,7 +21,8 @@ inline absl::Status FromGrpcStatus(const grpc::Status& status) {
 // - the backend refused Tollgate's own credentials (UNAUTHENTICATED, PERMISSION_DENIED) → INTERNAL,
 //   since the client's key was fine;
 // - the backend is unreachable or overloaded keeps UNAVAILABLE / RESOURCE_EXHAUSTED;
-// - everything else (INVALID_ARGUMENT, NOT_FOUND, DEADLINE_EXCEEDED, CANCELLED, ...) passes through.
+// - everything else (INVALID_ARGUMENT, NOT_FOUND, DEADLINE_EXCEEDED, CANCELLED, ...) passes
+// through.
 absl::Status BackendErrorForClient(const absl::Status& backend_status);
 
 }  // namespace tollgate

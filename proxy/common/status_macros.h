@@ -10,11 +10,11 @@
 #define TG_STATUS_CONCAT_INNER(a, b) a##b
 #define TG_STATUS_CONCAT(a, b) TG_STATUS_CONCAT_INNER(a, b)
 
-#define TG_RETURN_IF_ERROR(expr)                         \
-  do {                                                   \
+#define TG_RETURN_IF_ERROR(expr)                              \
+  do {                                                        \
     if (absl::Status tg_status_ = (expr); !tg_status_.ok()) { \
-      return tg_status_;                                 \
-    }                                                    \
+      return tg_status_;                                      \
+    }                                                         \
   } while (0)
 
 #define TG_ASSIGN_OR_RETURN(lhs, rexpr) \

@@ -154,13 +154,13 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
                                                   const v1::EmbedRequest* request,
                                                   v1::EmbedResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  pipeline_->Embed(InfoFor(context), *request,
-                   [context, reactor, response](const absl::Status& status,
-                                                v1::EmbedResponse result) {
-                     AddAccountingTrailers(context, result.cost(), result.request_id());
-                     if (status.ok()) *response = std::move(result);
-                     reactor->Finish(ToGrpcStatus(status));
-                   });
+  pipeline_->Embed(
+      InfoFor(context), *request,
+      [context, reactor, response](const absl::Status& status, v1::EmbedResponse result) {
+        AddAccountingTrailers(context, result.cost(), result.request_id());
+        if (status.ok()) *response = std::move(result);
+        reactor->Finish(ToGrpcStatus(status));
+      });
   return reactor;
 }
 

@@ -35,9 +35,9 @@ TEST(ProxyMetrics, CreatesEverySeriesWhenTheTableIsBuilt) {
       EXPECT_EQ(family.metric.size(), 3u * 2u * 17u);
     }
   }
-  EXPECT_EQ(CounterValue(registry, "tollgate_cost_usd_total",
-                         {{"model", "other"}, {"tenant", "other"}}),
-            0);
+  EXPECT_EQ(
+      CounterValue(registry, "tollgate_cost_usd_total", {{"model", "other"}, {"tenant", "other"}}),
+      0);
 }
 
 TEST(ProxyMetrics, RecordsUsageAndCostOnTheRequestsSeries) {

@@ -58,8 +58,7 @@ TEST(TokensCostNanoUsd, RoundsSubNanoRemaindersHalfUp) {
 
 TEST(TokensCostNanoUsd, DoesNotOverflowOnHugeCounts) {
   // 10^9 tokens at $1,000,000 per Mtok = 10^18 nano-USD: the product exceeds int64, the cost not.
-  EXPECT_EQ(TokensCostNanoUsd(1'000'000'000ull, 1'000'000'000'000'000),
-            1'000'000'000'000'000'000);
+  EXPECT_EQ(TokensCostNanoUsd(1'000'000'000ull, 1'000'000'000'000'000), 1'000'000'000'000'000'000);
 }
 
 TEST(TokensCostNanoUsd, SaturatesInsteadOfWrapping) {

@@ -121,8 +121,8 @@ absl::StatusOr<std::string> HttpGet(const std::string& address, const std::strin
     close(fd);
     return absl::UnavailableError("cannot connect to " + address);
   }
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", address,
-                                           "\r\nConnection: close\r\n\r\n");
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", address, "\r\nConnection: close\r\n\r\n");
   if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
     close(fd);
     return absl::UnavailableError("short write");

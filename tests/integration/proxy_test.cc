@@ -60,7 +60,9 @@ models:
     prices: {input_usd_per_mtok: 0.02, output_usd_per_mtok: 0.02}
 )";
 
-std::string Binary(const char* relative) { return absl::StrCat(TOLLGATE_BINARY_DIR, "/", relative); }
+std::string Binary(const char* relative) {
+  return absl::StrCat(TOLLGATE_BINARY_DIR, "/", relative);
+}
 
 class ProxyTest : public ::testing::Test {
  protected:
@@ -72,10 +74,9 @@ class ProxyTest : public ::testing::Test {
     ASSERT_FALSE(slow_address_.empty());
     config_path_ = dir_ + "/tollgate.yaml";
     WriteConfig("0.60");
-    ASSERT_TRUE(proxy_
-                    .Start({Binary("proxy/tollgate"), "--config", config_path_},
-                           dir_ + "/tollgate.log")
-                    .ok());
+    ASSERT_TRUE(
+        proxy_.Start({Binary("proxy/tollgate"), "--config", config_path_}, dir_ + "/tollgate.log")
+            .ok());
     absl::StatusOr<std::string> line = proxy_.WaitForLine("tollgate listening", absl::Seconds(30));
     ASSERT_TRUE(line.ok()) << line.status() << "\n" << Log("tollgate.log");
     grpc_address_ = FieldAfter(*line, "grpc");
@@ -100,12 +101,13 @@ class ProxyTest : public ::testing::Test {
   }
 
   void WriteConfig(const std::string& output_price) {
-    testing::WriteFile(config_path_, absl::StrReplaceAll(kConfigTemplate,
-                                                         {{"{ACME}", ApiKeySha256Hex(kAcmeKey)},
-                                                          {"{METERED}", ApiKeySha256Hex(kMeteredKey)},
-                                                          {"{REMOTE}", remote_address_},
-                                                          {"{SLOW}", slow_address_},
-                                                          {"{OUT}", output_price}}));
+    testing::WriteFile(
+        config_path_,
+        absl::StrReplaceAll(kConfigTemplate, {{"{ACME}", ApiKeySha256Hex(kAcmeKey)},
+                                              {"{METERED}", ApiKeySha256Hex(kMeteredKey)},
+                                              {"{REMOTE}", remote_address_},
+                                              {"{SLOW}", slow_address_},
+                                              {"{OUT}", output_price}}));
   }
 
   std::string Log(const std::string& name) {
@@ -247,13 +249,15 @@ TEST_F(ProxyTest, MetricCountersEqualTheSumsOverTheResponses) {
   }
   const auto samples = Scrape();
   const std::map<std::string, std::string> metered = {{"tenant", "metered"}};
-  EXPECT_EQ(SumSamples(samples, "tollgate_requests_total",
-                       {{"tenant", "metered"}, {"status", "ok"}}),
-            2 * kEach);
-  EXPECT_EQ(SumSamples(samples, "tollgate_tokens_total", {{"tenant", "metered"}, {"type", "input"}}),
-            input);
-  EXPECT_EQ(SumSamples(samples, "tollgate_tokens_total", {{"tenant", "metered"}, {"type", "output"}}),
-            output);
+  EXPECT_EQ(
+      SumSamples(samples, "tollgate_requests_total", {{"tenant", "metered"}, {"status", "ok"}}),
+      2 * kEach);
+  EXPECT_EQ(
+      SumSamples(samples, "tollgate_tokens_total", {{"tenant", "metered"}, {"type", "input"}}),
+      input);
+  EXPECT_EQ(
+      SumSamples(samples, "tollgate_tokens_total", {{"tenant", "metered"}, {"type", "output"}}),
+      output);
   EXPECT_NEAR(SumSamples(samples, "tollgate_cost_usd_total", metered), NanoUsdToUsd(cost_nano),
               1e-12);
   EXPECT_EQ(SumSamples(samples, "tollgate_request_cost_usd_count", metered), 2 * kEach);
@@ -332,9 +336,10 @@ TEST_F(ProxyTest, BadCredentialsAndBadRequestsGetTheirStatusCodes) {
             grpc::StatusCode::UNAUTHENTICATED);
 
   const auto samples = Scrape();
-  EXPECT_EQ(SumSamples(samples, "tollgate_requests_total",
-                       {{"tenant", "other"}, {"model", "llama-3-8b"}, {"status", "unauthenticated"}}),
-            3);
+  EXPECT_EQ(
+      SumSamples(samples, "tollgate_requests_total",
+                 {{"tenant", "other"}, {"model", "llama-3-8b"}, {"status", "unauthenticated"}}),
+      3);
   EXPECT_EQ(SumSamples(samples, "tollgate_requests_total",
                        {{"tenant", "acme"}, {"model", "other"}, {"status", "not_found"}}),
             1);
@@ -417,7 +422,8 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   EXPECT_TRUE(buffer.Dump(&slices).ok());
   std::string out;
-  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out;
 }
 
@@ -448,8 +454,8 @@ TEST_F(ProxyTest, ServerReflectionListsTheInferenceService) {
   grpc::GenericStub stub(grpc::CreateChannel(grpc_address_, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   grpc::CompletionQueue cq;
-  auto call = stub.PrepareCall(&context,
-                               "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   call->StartCall(reinterpret_cast<void*>(1));
   ASSERT_TRUE(Await(cq, 1));
   grpc::Slice list_services(std::string("\x3a\x00", 2));  // field 7 list_services: ""

@@ -59,7 +59,8 @@ class PipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto config = ParseConfigYaml(absl::StrCat(R"(
-tenants: [{name: acme, api_key_sha256: [")", ApiKeySha256Hex("k1"), R"("]}]
+tenants: [{name: acme, api_key_sha256: [")",
+                                               ApiKeySha256Hex("k1"), R"("]}]
 backends: [{name: fake, kind: sim}]
 models:
   - {name: m1, backend: fake, backend_model: upstream-m1,

@@ -14,9 +14,7 @@ constexpr double kLlama8bKvBytesPerToken = 131072;
 constexpr double kA100BytesPerS = 2.039e12;
 constexpr double kA100Flops = 312e12;
 
-LatencyModel A100(uint32_t gpu_count = 1) {
-  return {*FindGpu("a100-80gb"), gpu_count, 0.5};
-}
+LatencyModel A100(uint32_t gpu_count = 1) { return {*FindGpu("a100-80gb"), gpu_count, 0.5}; }
 
 TEST(LatencyModel, DecodeStepWithEmptyKvCacheReadsTheWeightsOnce) {
   const double seconds = A100().DecodeStepSeconds(ShapeForModel("llama-3-8b"), 0);

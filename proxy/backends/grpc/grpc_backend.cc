@@ -17,13 +17,12 @@ std::chrono::system_clock::time_point CallDeadline(absl::Time client_deadline,
 
 // One streaming call. Owns itself through `self_` from StartCall until OnDone, so that Cancel() on
 // a handle the pipeline still holds never touches a destroyed reactor.
-class StreamCall final : public grpc::ClientReadReactor<v1::GenerateResponse>,
-                         public BackendCall {
+class StreamCall final : public grpc::ClientReadReactor<v1::GenerateResponse>, public BackendCall {
  public:
   StreamCall(std::shared_ptr<GenerateObserver> observer) : observer_(std::move(observer)) {}
 
-  void Start(const std::shared_ptr<StreamCall>& self, v1::Inference::Stub* stub,
-             GenerateCall call, absl::Duration timeout) {
+  void Start(const std::shared_ptr<StreamCall>& self, v1::Inference::Stub* stub, GenerateCall call,
+             absl::Duration timeout) {
     self_ = self;
     request_ = std::move(call.request);
     context_.set_deadline(CallDeadline(call.deadline, timeout));
