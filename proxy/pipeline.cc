@@ -57,34 +57,89 @@ absl::Status ClientStatus(const absl::Status& status, absl::Time deadline) {
   return status;
 }
 
+// When the backend was called and answered, for the duration, overhead and TTFT histograms.
+struct BackendTiming {
+  absl::Time start;
+  absl::Time done;
+  absl::Time first_token = absl::InfiniteFuture();
+};
+
+// What admission decided about one request: the snapshot it runs on, its metrics cell, its id, and
+// either its route or why it was rejected. Rejections are recorded by Admit itself.
+struct Admission {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::string request_id;
+  size_t tenant_index = 0;
+  size_t model_index = 0;
+  absl::Time received;
+  absl::Time deadline;
+  absl::Status status;  // OK: `route` is set
+  Route route;
+};
+
+void RecordOutcome(const Admission& a, absl::StatusCode code, const v1::Usage& usage,
+                   int64_t cost_nano_usd, const BackendTiming* timing) {
+  RequestOutcome outcome;
+  outcome.code = code;
+  outcome.usage = usage;
+  outcome.cost_nano_usd = cost_nano_usd;
+  const absl::Time now = absl::Now();
+  outcome.duration = now - a.received;
+  outcome.overhead =
+      timing == nullptr ? outcome.duration : (timing->start - a.received) + (now - timing->done);
+  outcome.time_to_first_token = timing == nullptr || timing->first_token == absl::InfiniteFuture()
+                                    ? absl::Seconds(-1)
+                                    : timing->first_token - a.received;
+  a.snapshot->metrics->Record(a.tenant_index, a.model_index, outcome);
+}
+
+// Authenticates, applies `request_status` (the request's own validation), and routes `model`.
+Admission Admit(const SnapshotHolder& snapshots, const IngressInfo& info, absl::string_view model,
+                const absl::Status& request_status) {
+  Admission a;
+  a.snapshot = snapshots.Get();
+  const MetricsTable& metrics = *a.snapshot->metrics;
+  a.request_id = NewRequestId(info.request_id);
+  a.received = info.received;
+  a.deadline = info.deadline;
+  a.model_index = metrics.ModelIndex(model);
+  a.tenant_index = metrics.TenantIndex(kOtherLabel);
+  absl::StatusOr<std::string> tenant = Authenticate(*a.snapshot->config, info.authorization);
+  if (!tenant.ok()) {
+    a.status = tenant.status();
+  } else {
+    a.tenant_index = metrics.TenantIndex(*tenant);
+    a.status = request_status;
+  }
+  if (a.status.ok()) {
+    absl::StatusOr<Route> route = a.snapshot->router->Resolve(model);
+    if (route.ok()) {
+      a.route = *std::move(route);
+    } else {
+      a.status = route.status();
+    }
+  }
+  if (!a.status.ok()) RecordOutcome(a, a.status.code(), v1::Usage(), 0, nullptr);
+  return a;
+}
+
 // One generation in flight. Backend events for it arrive serialised (GenerateObserver contract);
 // only Cancel() can race with them, and it touches nothing but `mu_`-guarded state.
 class GenerateRun final : public GenerateObserver,
                           public RequestHandle,
                           public std::enable_shared_from_this<GenerateRun> {
  public:
-  GenerateRun(std::shared_ptr<const Snapshot> snapshot, Route route, size_t tenant_index,
-              size_t model_index, std::string request_id, const IngressInfo& info, bool stream,
-              GenerateSink* sink, uint64_t prompt_bytes)
-      : snapshot_(std::move(snapshot)),
-        route_(std::move(route)),
-        tenant_index_(tenant_index),
-        model_index_(model_index),
-        request_id_(std::move(request_id)),
-        received_(info.received),
-        deadline_(info.deadline),
-        stream_(stream),
-        sink_(sink),
-        prompt_bytes_(prompt_bytes) {}
+  GenerateRun(Admission admission, bool stream, GenerateSink* sink, uint64_t prompt_bytes)
+      : a_(std::move(admission)), stream_(stream), sink_(sink), prompt_bytes_(prompt_bytes) {}
 
   void Start(const v1::GenerateRequest& request) {
     GenerateCall call;
     call.request = request;
-    call.request.set_model(route_.model->backend_model);
-    call.deadline = deadline_;
-    backend_start_ = absl::Now();
+    call.request.set_model(a_.route.model->backend_model);
+    call.deadline = a_.deadline;
+    timing_.start = absl::Now();
     std::shared_ptr<BackendCall> handle =
-        route_.backend->Generate(std::move(call), shared_from_this());
+        a_.route.backend->Generate(std::move(call), shared_from_this());
     bool cancelled;
     {
       absl::MutexLock lock(&mu_);
@@ -122,7 +177,7 @@ class GenerateRun final : public GenerateObserver,
       finish_reason_ = message.finish_reason();
     }
     if (message.text().empty()) return;
-    if (first_token_ == absl::InfiniteFuture()) first_token_ = absl::Now();
+    if (timing_.first_token == absl::InfiniteFuture()) timing_.first_token = absl::Now();
     output_bytes_ += message.text().size();
     if (!stream_) {
       text_.append(message.text());
@@ -132,34 +187,24 @@ class GenerateRun final : public GenerateObserver,
     delta.set_text(message.text());
     if (!sent_first_delta_) {
       sent_first_delta_ = true;
-      delta.set_request_id(request_id_);
-      delta.set_backend(route_.backend->name());
+      delta.set_request_id(a_.request_id);
+      delta.set_backend(a_.route.backend->name());
     }
     sink_->OnDelta(std::move(delta));
   }
 
   void OnDone(const absl::Status& status) override {
-    const absl::Time backend_done = absl::Now();
+    timing_.done = absl::Now();
     v1::GenerateResponse final;
     *final.mutable_usage() = ChargedUsage();
-    *final.mutable_cost() = PriceUsage(route_.model->prices, final.usage());
+    *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage());
     final.set_text(std::move(text_));
     final.set_finish_reason(finish_reason_);
     final.set_cache_status(v1::CACHE_STATUS_MISS);
-    final.set_backend(route_.backend->name());
-    final.set_request_id(request_id_);
-
-    const absl::Status client_status = ClientStatus(status, deadline_);
-    RequestOutcome outcome;
-    outcome.code = client_status.code();
-    outcome.usage = final.usage();
-    outcome.cost_nano_usd = final.cost().total_nano_usd();
-    const absl::Time now = absl::Now();
-    outcome.duration = now - received_;
-    outcome.overhead = (backend_start_ - received_) + (now - backend_done);
-    outcome.time_to_first_token =
-        first_token_ == absl::InfiniteFuture() ? absl::Seconds(-1) : first_token_ - received_;
-    snapshot_->metrics->Record(tenant_index_, model_index_, outcome);
+    final.set_backend(a_.route.backend->name());
+    final.set_request_id(a_.request_id);
+    const absl::Status client_status = ClientStatus(status, a_.deadline);
+    RecordOutcome(a_, client_status.code(), final.usage(), final.cost().total_nano_usd(), &timing_);
     sink_->OnFinish(client_status, std::move(final));
   }
 
@@ -177,13 +222,7 @@ class GenerateRun final : public GenerateObserver,
     return usage;
   }
 
-  const std::shared_ptr<const Snapshot> snapshot_;
-  const Route route_;
-  const size_t tenant_index_;
-  const size_t model_index_;
-  const std::string request_id_;
-  const absl::Time received_;
-  const absl::Time deadline_;
+  const Admission a_;
   const bool stream_;
   GenerateSink* const sink_;
   const uint64_t prompt_bytes_;
@@ -193,8 +232,7 @@ class GenerateRun final : public GenerateObserver,
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 
   // Touched only by the serialised backend events (and Start, before any of them).
-  absl::Time backend_start_;
-  absl::Time first_token_ = absl::InfiniteFuture();
+  BackendTiming timing_;
   bool received_any_ = false;
   bool sent_first_delta_ = false;
   bool has_final_usage_ = false;
@@ -206,15 +244,10 @@ class GenerateRun final : public GenerateObserver,
   std::string text_;
 };
 
-// Records a request that never reached a backend.
-void RecordRejected(const Snapshot& snapshot, size_t tenant_index, size_t model_index,
-                    const absl::Status& status, absl::Time received) {
-  RequestOutcome outcome;
-  outcome.code = status.code();
-  outcome.duration = absl::Now() - received;
-  outcome.overhead = outcome.duration;
-  outcome.time_to_first_token = absl::Seconds(-1);
-  snapshot.metrics->Record(tenant_index, model_index, outcome);
+absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request) {
+  if (request.model().empty()) return absl::InvalidArgumentError("model is required");
+  if (request.inputs().empty()) return absl::InvalidArgumentError("inputs must not be empty");
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -266,78 +299,42 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request) {
 std::shared_ptr<RequestHandle> Pipeline::Generate(const IngressInfo& info,
                                                   const v1::GenerateRequest& request, bool stream,
                                                   GenerateSink* sink) {
-  std::shared_ptr<const Snapshot> snapshot = snapshots_->Get();
-  const MetricsTable& metrics = *snapshot->metrics;
-  std::string request_id = NewRequestId(info.request_id);
-  const size_t model_index = metrics.ModelIndex(request.model());
-  size_t tenant_index = metrics.TenantIndex(kOtherLabel);
-
-  absl::StatusOr<Route> route = absl::UnknownError("unreached");
-  absl::Status status = [&]() -> absl::Status {
-    absl::StatusOr<std::string> tenant = Authenticate(*snapshot->config, info.authorization);
-    if (!tenant.ok()) return tenant.status();
-    tenant_index = metrics.TenantIndex(*tenant);
-    if (absl::Status valid = ValidateGenerateRequest(request); !valid.ok()) return valid;
-    route = snapshot->router->Resolve(request.model());
-    return route.status();
-  }();
-  if (!status.ok()) {
-    RecordRejected(*snapshot, tenant_index, model_index, status, info.received);
+  Admission admission = Admit(*snapshots_, info, request.model(), ValidateGenerateRequest(request));
+  if (!admission.status.ok()) {
     v1::GenerateResponse final;
-    final.set_request_id(std::move(request_id));
-    sink->OnFinish(status, std::move(final));
+    final.set_request_id(std::move(admission.request_id));
+    sink->OnFinish(admission.status, std::move(final));
     return Noop();
   }
-  auto run = std::make_shared<GenerateRun>(std::move(snapshot), *std::move(route), tenant_index,
-                                           model_index, std::move(request_id), info, stream, sink,
-                                           PromptBytes(request));
+  auto run =
+      std::make_shared<GenerateRun>(std::move(admission), stream, sink, PromptBytes(request));
   run->Start(request);
   return run;
 }
 
 void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, EmbedDone done) {
-  std::shared_ptr<const Snapshot> snapshot = snapshots_->Get();
-  const MetricsTable& metrics = *snapshot->metrics;
-  std::string request_id = NewRequestId(info.request_id);
-  const size_t model_index = metrics.ModelIndex(request.model());
-  size_t tenant_index = metrics.TenantIndex(kOtherLabel);
-
-  absl::StatusOr<Route> route = absl::UnknownError("unreached");
-  absl::Status status = [&]() -> absl::Status {
-    absl::StatusOr<std::string> tenant = Authenticate(*snapshot->config, info.authorization);
-    if (!tenant.ok()) return tenant.status();
-    tenant_index = metrics.TenantIndex(*tenant);
-    if (request.model().empty()) return absl::InvalidArgumentError("model is required");
-    if (request.inputs().empty()) return absl::InvalidArgumentError("inputs must not be empty");
-    route = snapshot->router->Resolve(request.model());
-    return route.status();
-  }();
-  if (!status.ok()) {
-    RecordRejected(*snapshot, tenant_index, model_index, status, info.received);
+  Admission admission = Admit(*snapshots_, info, request.model(), ValidateEmbedRequest(request));
+  if (!admission.status.ok()) {
     v1::EmbedResponse response;
-    response.set_request_id(std::move(request_id));
-    done(status, std::move(response));
+    response.set_request_id(std::move(admission.request_id));
+    done(admission.status, std::move(response));
     return;
   }
   uint64_t input_bytes = 0;
   for (const std::string& input : request.inputs()) input_bytes += input.size();
-
   EmbedCall call;
   call.request = request;
-  call.request.set_model(route->model->backend_model);
+  call.request.set_model(admission.route.model->backend_model);
   call.deadline = info.deadline;
-  const absl::Time backend_start = absl::Now();
-  const absl::Time received = info.received;
-  const absl::Time deadline = info.deadline;
-  Route r = *std::move(route);
-  std::shared_ptr<Backend> backend = r.backend;
-  backend->Embed(std::move(call), [snapshot = std::move(snapshot), r, tenant_index, model_index,
-                                   request_id = std::move(request_id), received, deadline,
-                                   backend_start, input_bytes, done = std::move(done)](
+  BackendTiming timing;
+  timing.start = absl::Now();
+  std::shared_ptr<Backend> backend = admission.route.backend;
+  backend->Embed(std::move(call), [a = std::move(admission), timing, input_bytes,
+                                   done = std::move(done)](
                                       absl::StatusOr<v1::EmbedResponse> result) mutable {
-    const absl::Time backend_done = absl::Now();
+    timing.done = absl::Now();
     v1::EmbedResponse response;
-    absl::Status status = ClientStatus(result.status(), deadline);
+    const absl::Status status = ClientStatus(result.status(), a.deadline);
     if (result.ok()) {
       response = *std::move(result);
       if (response.usage().source() == v1::USAGE_SOURCE_UNSPECIFIED) {
@@ -345,20 +342,11 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
         response.mutable_usage()->set_source(v1::USAGE_SOURCE_ESTIMATED);
       }
     }
-    *response.mutable_cost() = PriceUsage(r.model->prices, response.usage());
+    *response.mutable_cost() = PriceUsage(a.route.model->prices, response.usage());
     response.set_cache_status(v1::CACHE_STATUS_MISS);
-    response.set_backend(r.backend->name());
-    response.set_request_id(request_id);
-
-    RequestOutcome outcome;
-    outcome.code = status.code();
-    outcome.usage = response.usage();
-    outcome.cost_nano_usd = response.cost().total_nano_usd();
-    const absl::Time now = absl::Now();
-    outcome.duration = now - received;
-    outcome.overhead = (backend_start - received) + (now - backend_done);
-    outcome.time_to_first_token = absl::Seconds(-1);
-    snapshot->metrics->Record(tenant_index, model_index, outcome);
+    response.set_backend(a.route.backend->name());
+    response.set_request_id(a.request_id);
+    RecordOutcome(a, status.code(), response.usage(), response.cost().total_nano_usd(), &timing);
     done(status, std::move(response));
   });
 }
