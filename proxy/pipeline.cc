@@ -193,8 +193,17 @@ class GenerateRun final : public GenerateObserver,
     sink_->OnDelta(std::move(delta));
   }
 
-  void OnDone(const absl::Status& status) override {
+  void OnDone(const absl::Status& backend_status) override {
     timing_.done = absl::Now();
+    // Every backend ends a successful generation with a finish reason. A stream that ends "OK"
+    // without one was truncated or unparseable (gRPC reports a message it cannot parse as the end
+    // of the stream), and must not pass as a complete answer.
+    const absl::Status status =
+        backend_status.ok() && finish_reason_ == v1::FINISH_REASON_UNSPECIFIED
+            ? absl::InternalError(
+                  "the backend ended the response without a finish reason "
+                  "(truncated or malformed stream)")
+            : backend_status;
     v1::GenerateResponse final;
     *final.mutable_usage() = ChargedUsage();
     *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage());
@@ -329,10 +338,17 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
   BackendTiming timing;
   timing.start = absl::Now();
   std::shared_ptr<Backend> backend = admission.route.backend;
-  backend->Embed(std::move(call), [a = std::move(admission), timing, input_bytes,
+  const int inputs = request.inputs_size();
+  backend->Embed(std::move(call), [a = std::move(admission), timing, input_bytes, inputs,
                                    done = std::move(done)](
                                       absl::StatusOr<v1::EmbedResponse> result) mutable {
     timing.done = absl::Now();
+    // One vector per input, or the answer is unusable (gRPC lets an unparseable reply through as
+    // an empty message); it is then charged nothing.
+    if (result.ok() && result->embeddings_size() != inputs) {
+      result = absl::InternalError(absl::StrCat("the backend returned ", result->embeddings_size(),
+                                                " embeddings for ", inputs, " inputs"));
+    }
     v1::EmbedResponse response;
     const absl::Status status = ClientStatus(result.status(), a.deadline);
     if (result.ok()) {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "accounting/pricing.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -38,7 +39,9 @@ backends:
   - {name: remote-slow, kind: grpc, address: "{SLOW}"}
   - {name: local-slow, kind: sim, sim: {gpu: a10g, time_scale: 1}}
   - {name: local-fast, kind: sim, sim: {time_scale: 0}}
+  - {name: garbage, kind: grpc, address: "{GARBAGE}"}
 models:
+  - {name: broken, backend: garbage, prices: {input_usd_per_mtok: 1, output_usd_per_mtok: 1}}
   - name: llama-3-8b
     backend: remote
     prices: {input_usd_per_mtok: 0.20, cached_input_usd_per_mtok: 0.10, output_usd_per_mtok: {OUT}}
@@ -60,6 +63,28 @@ models:
     prices: {input_usd_per_mtok: 0.02, output_usd_per_mtok: 0.02}
 )";
 
+// A backend that answers every call with bytes that are not a protobuf message. In-process, as a
+// stand-in for a broken or hostile model server (the proxy under test is still the real process).
+class GarbageBackend final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    class Reactor final : public grpc::ServerGenericBidiReactor {
+     public:
+      Reactor() { StartRead(&request_); }
+      void OnReadDone(bool) override {
+        StartWriteAndFinish(&garbage_, grpc::WriteOptions(), grpc::Status::OK);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      grpc::ByteBuffer request_;
+      grpc::Slice bytes_{std::string("\xff\xff\xff\xff\x0f not a protobuf")};
+      grpc::ByteBuffer garbage_{&bytes_, 1};
+    };
+    return new Reactor;
+  }
+};
+
 std::string Binary(const char* relative) {
   return absl::StrCat(TOLLGATE_BINARY_DIR, "/", relative);
 }
@@ -72,6 +97,13 @@ class ProxyTest : public ::testing::Test {
     slow_address_ = StartSim(sim_slow_, "1", "sim-slow");
     ASSERT_FALSE(remote_address_.empty());
     ASSERT_FALSE(slow_address_.empty());
+    grpc::ServerBuilder builder;
+    int garbage_port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &garbage_port);
+    builder.RegisterCallbackGenericService(&garbage_service_);
+    garbage_server_ = builder.BuildAndStart();
+    ASSERT_NE(garbage_port, 0);
+    garbage_address_ = absl::StrCat("127.0.0.1:", garbage_port);
     config_path_ = dir_ + "/tollgate.yaml";
     WriteConfig("0.60");
     ASSERT_TRUE(
@@ -107,6 +139,7 @@ class ProxyTest : public ::testing::Test {
                                               {"{METERED}", ApiKeySha256Hex(kMeteredKey)},
                                               {"{REMOTE}", remote_address_},
                                               {"{SLOW}", slow_address_},
+                                              {"{GARBAGE}", garbage_address_},
                                               {"{OUT}", output_price}}));
   }
 
@@ -173,8 +206,11 @@ class ProxyTest : public ::testing::Test {
   std::string config_path_;
   std::string remote_address_;
   std::string slow_address_;
+  std::string garbage_address_;
   std::string grpc_address_;
   std::string metrics_address_;
+  GarbageBackend garbage_service_;
+  std::unique_ptr<grpc::Server> garbage_server_;
   ChildProcess sim_fast_;
   ChildProcess sim_slow_;
   ChildProcess proxy_;
@@ -469,6 +505,52 @@ TEST_F(ProxyTest, ServerReflectionListsTheInferenceService) {
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(4));
   Await(cq, 4);
+}
+
+TEST_F(ProxyTest, MalformedProtobufFromAClientIsRejectedAndTheServerStaysUp) {
+  grpc::GenericStub stub(grpc::CreateChannel(grpc_address_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", std::string("Bearer ") + kAcmeKey);
+  grpc::CompletionQueue cq;
+  grpc::Slice garbage(std::string("\x0a\xff\xff\xff\xff\x0f truncated", 17));
+  auto call = stub.PrepareUnaryCall(&context, "/tollgate.v1.Inference/Generate",
+                                    grpc::ByteBuffer(&garbage, 1), &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  ASSERT_TRUE(Await(cq, 1));
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+
+  v1::GenerateResponse ok;
+  EXPECT_TRUE(Generate(Chat("llama-3-8b", "still serving?"), &ok).ok());
+}
+
+TEST_F(ProxyTest, MalformedProtobufFromABackendGetsAClearErrorAndChargesNothing) {
+  for (bool stream : {false, true}) {
+    v1::GenerateResponse response;
+    std::string text;
+    const grpc::Status status = stream ? Stream(Chat("broken", "hi"), &text, &response)
+                                       : Generate(Chat("broken", "hi"), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << status.error_message();
+    EXPECT_EQ(text, "");
+  }
+  v1::EmbedRequest embed;
+  embed.set_model("broken");
+  embed.add_inputs("hi");
+  grpc::ClientContext context;
+  Authorize(context, kAcmeKey);
+  v1::EmbedResponse embedding;
+  EXPECT_EQ(stub_->Embed(&context, embed, &embedding).error_code(), grpc::StatusCode::INTERNAL);
+
+  const auto samples = Scrape();
+  EXPECT_EQ(
+      SumSamples(samples, "tollgate_requests_total", {{"model", "broken"}, {"status", "internal"}}),
+      3);
+  EXPECT_EQ(SumSamples(samples, "tollgate_cost_usd_total", {{"model", "broken"}}), 0);
+  v1::GenerateResponse ok;
+  EXPECT_TRUE(Generate(Chat("llama-3-8b", "still serving?"), &ok).ok());
 }
 
 TEST_F(ProxyTest, CheckConfigAcceptsAGoodFileAndRejectsABadOne) {

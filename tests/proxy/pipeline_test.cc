@@ -148,6 +148,16 @@ TEST_F(PipelineTest, AStreamCutOffByTheBackendIsChargedForWhatItGeneratedNeverZe
   EXPECT_EQ(RequestsWithStatus("unavailable"), 1);
 }
 
+TEST_F(PipelineTest, AStreamEndingOkWithoutAFinishReasonIsAnError) {
+  Start(/*stream=*/true);
+  backend_->Send("half an ans");
+  backend_->Done(absl::OkStatus());
+  EXPECT_EQ(sink_.status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(sink_.final.usage().source(), v1::USAGE_SOURCE_ESTIMATED);
+  EXPECT_GT(sink_.final.cost().total_nano_usd(), 0);
+  EXPECT_EQ(RequestsWithStatus("internal"), 1);
+}
+
 TEST_F(PipelineTest, ABackendThatNeverAnsweredChargesNothing) {
   Start(/*stream=*/false);
   backend_->Done(absl::UnavailableError("connect failed"));
