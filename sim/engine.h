@@ -95,6 +95,10 @@ class SimEngine {
   };
   Stats GetStats() const;
 
+  // True on the engine's own thread (where time-scaled callbacks run). An engine cannot be
+  // destroyed there: its destructor joins that thread.
+  bool IsEngineThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+
  private:
   struct Request;  // one submitted generate or embed request; see engine_request.h
   struct Outbox;   // callbacks collected under the lock, delivered after it is released

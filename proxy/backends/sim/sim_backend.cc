@@ -1,6 +1,7 @@
 #include "proxy/backends/sim/sim_backend.h"
 
 #include <atomic>
+#include <thread>
 #include <utility>
 
 #include "proxy/common/status_macros.h"
@@ -23,7 +24,16 @@ class SimBackend final : public Backend {
  public:
   SimBackend(std::string name, sim::EngineOptions options,
              absl::flat_hash_map<std::string, sim::ModelShape> shapes)
-      : name_(std::move(name)), shapes_(std::move(shapes)), engine_(std::move(options)) {}
+      : name_(std::move(name)),
+        shapes_(std::move(shapes)),
+        engine_(std::make_unique<sim::SimEngine>(std::move(options))) {}
+
+  // After a reload retires this backend, the last request on it may finish on the engine's own
+  // thread and drop the last reference there; the engine is then destroyed from a thread of its
+  // own, since it cannot join itself.
+  ~SimBackend() override {
+    if (engine_->IsEngineThread()) std::thread([engine = std::move(engine_)] {}).detach();
+  }
 
   const std::string& name() const override { return name_; }
 
@@ -36,12 +46,12 @@ class SimBackend final : public Backend {
       observer->OnDone(status);
     };
     const sim::ModelShape shape = Shape(call.request.model());
-    return std::make_shared<SimCall>(&engine_,
-                                     engine_.Submit(call.request, shape, std::move(callbacks)));
+    return std::make_shared<SimCall>(engine_.get(),
+                                     engine_->Submit(call.request, shape, std::move(callbacks)));
   }
 
   void Embed(EmbedCall call, EmbedCallback done) override {
-    engine_.SubmitEmbed(call.request, Shape(call.request.model()), std::move(done));
+    engine_->SubmitEmbed(call.request, Shape(call.request.model()), std::move(done));
   }
 
  private:
@@ -52,7 +62,7 @@ class SimBackend final : public Backend {
 
   const std::string name_;
   const absl::flat_hash_map<std::string, sim::ModelShape> shapes_;
-  sim::SimEngine engine_;
+  std::unique_ptr<sim::SimEngine> engine_;
 };
 
 }  // namespace
