@@ -49,6 +49,8 @@ for rate in ${RATES} ${STREAM_RATE}; do
   [[ "${rate}" =~ ^[0-9]+$ && "${rate}" -gt 0 ]] || die "rates must be positive integers: ${rate}"
 done
 
+# Other work on the machine skews the figures; the report says how busy it was.
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 WORK_DIR="$(mktemp -d -t tollgate-overhead.XXXXXX)"
 STARTED_PIDS=()
 # Stops what this script started: SIGTERM, up to 10 s for a graceful exit, then SIGKILL.
@@ -218,6 +220,7 @@ memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "- Build: CMAKE_BUILD_TYPE=${build_type:-unset (the project default)}, tollgate compiled" \
     "with \`${compile_flags:-unknown flags}\` by ${compiler_version:-an unknown compiler}"
   echo "- Source: revision ${revision}"
+  echo "- Load average (1, 5, 15 min): ${LOAD_BEFORE} before the runs, $(cut -d' ' -f1-3 /proc/loadavg) after"
   echo "- Load generator, simulator and Tollgate share the machine's CPUs; each run measures" \
     "${DURATION_S} s after a ${WARMUP_S} s warm-up, with distinct 200-byte prompts and" \
     "max_tokens 16."
@@ -225,6 +228,9 @@ memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "Latencies in µs as p50 / p99; added = proxied − direct. CPU-µs/req is Tollgate's user +"
   echo "system time (from /proc, ${CLOCK_TICKS_PER_S} ticks/s) over each proxied run divided by the"
   echo "requests it completed. Errors count failed and dropped requests, direct / proxied."
+  echo "Each figure comes from one run: on a machine shared with other work a p99 can move by"
+  echo "milliseconds from one run to the next, and a negative added p99 means the direct run met"
+  echo "more interference than the proxied one."
   echo
   echo "| rate (req/s) | mode | direct p50 / p99 | proxied p50 / p99 | added p50 / p99 | tollgate CPU-µs/req | errors |"
   echo "|---|---|---|---|---|---|---|"
