@@ -137,6 +137,7 @@ class GenerateRun final : public GenerateObserver,
     call.request = request;
     call.request.set_model(a_.route.model->backend_model);
     call.deadline = a_.deadline;
+    call.client_streams = stream_;
     timing_.start = absl::Now();
     std::shared_ptr<BackendCall> handle =
         a_.route.backend->Generate(std::move(call), shared_from_this());
@@ -160,6 +161,11 @@ class GenerateRun final : public GenerateObserver,
   }
 
   void OnMessage(const v1::GenerateResponse& message) override {
+    // An empty message says nothing (gRPC delivers an unparseable unary reply as one).
+    if (message.text().empty() && !message.has_usage() &&
+        message.finish_reason() == v1::FINISH_REASON_UNSPECIFIED) {
+      return;
+    }
     received_any_ = true;
     if (message.has_usage()) {
       const v1::Usage& usage = message.usage();
@@ -205,7 +211,7 @@ class GenerateRun final : public GenerateObserver,
                   "(truncated or malformed stream)")
             : backend_status;
     v1::GenerateResponse final;
-    *final.mutable_usage() = ChargedUsage();
+    *final.mutable_usage() = ChargedUsage(backend_status);
     *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage());
     final.set_text(std::move(text_));
     final.set_finish_reason(finish_reason_);
@@ -219,11 +225,15 @@ class GenerateRun final : public GenerateObserver,
 
  private:
   // Reported usage when the backend finished and said it; otherwise what was generated before the
-  // cut, estimated, and nothing at all when the backend never answered.
-  v1::Usage ChargedUsage() const {
+  // cut, estimated. A call cut short (cancel, deadline) before any answer is charged its estimated
+  // input, which the backend had already received; one the backend failed before answering
+  // (unreachable, refused) is charged nothing.
+  v1::Usage ChargedUsage(const absl::Status& backend_status) const {
     if (has_final_usage_) return final_usage_;
     v1::Usage usage;
-    if (!received_any_) return usage;
+    const bool cut_short = backend_status.code() == absl::StatusCode::kCancelled ||
+                           backend_status.code() == absl::StatusCode::kDeadlineExceeded;
+    if (!received_any_ && !cut_short) return usage;
     usage.set_input_tokens(reported_input_ > 0 ? reported_input_ : EstimateTokens(prompt_bytes_));
     usage.set_cached_input_tokens(reported_cached_input_);
     usage.set_output_tokens(EstimateTokens(output_bytes_));

@@ -1,8 +1,10 @@
 // The contract every backend adapter implements: start a generation, stream its events back,
 // cancel it; and answer embedding requests.
 //
-// A backend always streams internally, even for unary client calls, so that a call cut short
-// (client cancel, deadline, reset) still reports every token generated before the cut.
+// Streamed client calls are streamed from the backend, so that a call cut short (client cancel,
+// deadline, reset) still reports every token generated before the cut. A unary client call may be
+// made as one unary backend call (one message instead of one per token); cut short, it reports
+// nothing and the pipeline estimates.
 //
 // Thread safety: Backend implementations are thread-safe and shared by all requests. Observer
 // methods for one call are never invoked concurrently, but may run on any thread, including the
@@ -41,6 +43,7 @@ class BackendCall {
 struct GenerateCall {
   v1::GenerateRequest request;  // model already rewritten to the backend's model name
   absl::Time deadline = absl::InfiniteFuture();
+  bool client_streams = true;  // false: the client wants one answer, not deltas
 };
 
 struct EmbedCall {

@@ -352,6 +352,25 @@ TEST_F(ProxyTest, AnExpiredDeadlineEndsDeadlineExceededAndStillCharges) {
   EXPECT_GT(SumSamples(Scrape(), "tollgate_cost_usd_total", {{"model", "slow-local"}}), 0);
 }
 
+TEST_F(ProxyTest, AUnaryCallToARemoteBackendCutByItsDeadlineIsChargedItsInput) {
+  grpc::ClientContext context;
+  Authorize(context, kAcmeKey);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  v1::GenerateResponse response;
+  const grpc::Status status =
+      stub_->Generate(&context, Chat("slow-remote", "Take your time.", 4000), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  const std::map<std::string, std::string> cell = {{"model", "slow-remote"}};
+  EXPECT_EQ(AwaitSample("tollgate_requests_total",
+                        {{"model", "slow-remote"}, {"status", "deadline_exceeded"}}, 1),
+            1);
+  const auto samples = Scrape();
+  EXPECT_GT(
+      SumSamples(samples, "tollgate_tokens_total", {{"model", "slow-remote"}, {"type", "input"}}),
+      0);
+  EXPECT_GT(SumSamples(samples, "tollgate_cost_usd_total", cell), 0);
+}
+
 TEST_F(ProxyTest, BadCredentialsAndBadRequestsGetTheirStatusCodes) {
   v1::GenerateResponse response;
   EXPECT_EQ(Generate(Chat("llama-3-8b", "hi"), &response, "wrong-key").error_code(),

@@ -158,6 +158,17 @@ TEST_F(PipelineTest, AStreamEndingOkWithoutAFinishReasonIsAnError) {
   EXPECT_EQ(RequestsWithStatus("internal"), 1);
 }
 
+TEST_F(PipelineTest, AUnaryCallCutShortBeforeAnyAnswerIsChargedItsEstimatedInput) {
+  std::shared_ptr<RequestHandle> handle = Start(/*stream=*/false);
+  EXPECT_FALSE(backend_->last_call.client_streams);
+  handle->Cancel();
+  backend_->Done(absl::CancelledError("cancelled"));
+  EXPECT_EQ(sink_.final.usage().input_tokens(), 3u);  // "twelve bytes"
+  EXPECT_EQ(sink_.final.usage().output_tokens(), 0u);
+  EXPECT_EQ(sink_.final.usage().source(), v1::USAGE_SOURCE_ESTIMATED);
+  EXPECT_EQ(sink_.final.cost().total_nano_usd(), 3 * 1000);
+}
+
 TEST_F(PipelineTest, ABackendThatNeverAnsweredChargesNothing) {
   Start(/*stream=*/false);
   backend_->Done(absl::UnavailableError("connect failed"));
@@ -168,6 +179,7 @@ TEST_F(PipelineTest, ABackendThatNeverAnsweredChargesNothing) {
 
 TEST_F(PipelineTest, CancelReachesTheBackendCall) {
   std::shared_ptr<RequestHandle> handle = Start(/*stream=*/true);
+  EXPECT_TRUE(backend_->last_call.client_streams);
   handle->Cancel();
   EXPECT_TRUE(backend_->call_->cancelled);
   backend_->Done(absl::CancelledError("cancelled"));

@@ -53,6 +53,34 @@ class StreamCall final : public grpc::ClientReadReactor<v1::GenerateResponse>, p
   v1::GenerateResponse message_;
 };
 
+// One unary call; owns itself like StreamCall.
+class UnaryCall final : public BackendCall {
+ public:
+  explicit UnaryCall(std::shared_ptr<GenerateObserver> observer) : observer_(std::move(observer)) {}
+
+  void Start(const std::shared_ptr<UnaryCall>& self, v1::Inference::Stub* stub, GenerateCall call,
+             absl::Duration timeout) {
+    self_ = self;
+    request_ = std::move(call.request);
+    context_.set_deadline(CallDeadline(call.deadline, timeout));
+    stub->async()->Generate(&context_, &request_, &response_, [this](grpc::Status status) {
+      if (status.ok()) observer_->OnMessage(response_);
+      observer_->OnDone(BackendErrorForClient(FromGrpcStatus(status)));
+      observer_.reset();
+      self_.reset();  // may delete this
+    });
+  }
+
+  void Cancel() override { context_.TryCancel(); }
+
+ private:
+  std::shared_ptr<UnaryCall> self_;
+  std::shared_ptr<GenerateObserver> observer_;
+  grpc::ClientContext context_;
+  v1::GenerateRequest request_;
+  v1::GenerateResponse response_;
+};
+
 class GrpcBackend final : public Backend {
  public:
   GrpcBackend(std::string name, const std::string& address, absl::Duration timeout)
@@ -65,6 +93,11 @@ class GrpcBackend final : public Backend {
 
   std::shared_ptr<BackendCall> Generate(GenerateCall call,
                                         std::shared_ptr<GenerateObserver> observer) override {
+    if (!call.client_streams) {
+      auto unary = std::make_shared<UnaryCall>(std::move(observer));
+      unary->Start(unary, stub_.get(), std::move(call), timeout_);
+      return unary;
+    }
     auto stream = std::make_shared<StreamCall>(std::move(observer));
     stream->Start(stream, stub_.get(), std::move(call), timeout_);
     return stream;

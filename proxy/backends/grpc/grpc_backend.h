@@ -1,8 +1,8 @@
 // Backend kind `grpc`: a remote tollgate.v1.Inference server (tollgate-sim, or another Tollgate).
 //
-// Every generation is made with GenerateStream, whatever the client asked for, so that a call cut
-// short still reports the tokens generated so far. One channel per backend (HTTP/2 multiplexes).
-// Thread-safe.
+// A streamed client call is made with GenerateStream, so that a call cut short still reports the
+// tokens generated so far; a unary one with Generate, which costs one message instead of one per
+// token. One channel per backend (HTTP/2 multiplexes). Thread-safe.
 #pragma once
 
 #include <memory>
