@@ -107,6 +107,7 @@ STARTED_PIDS+=("${TOLLGATE_PID}")
 tollgate_line="$(wait_for_line "${WORK_DIR}/tollgate.out" '^tollgate listening grpc=' \
   "${TOLLGATE_PID}")" || die "tollgate did not start: $(tail -n 5 "${WORK_DIR}/tollgate.err")"
 TOLLGATE_ADDRESS="$(sed -E 's/.*grpc=([^ ]+).*/\1/' <<<"${tollgate_line}")"
+METRICS_ADDRESS="$(sed -E 's/.*metrics=([^ ]+).*/\1/' <<<"${tollgate_line}")"
 echo "tollgate-sim at ${SIM_ADDRESS} (pid ${SIM_PID}); tollgate at ${TOLLGATE_ADDRESS} (pid ${TOLLGATE_PID})"
 
 # --- measurement helpers ------------------------------------------------------------------------
@@ -119,6 +120,25 @@ cpu_ticks() {
   local stat
   stat="$(<"/proc/$1/stat")"
   awk '{ print $12 + $13 }' <<<"${stat##*) }"
+}
+
+# pipeline_seconds: "sum count" of tollgate_overhead_seconds (Tollgate's own time per request,
+# backend and gRPC transport excluded), summed over models.
+pipeline_seconds() {
+  curl -fs "http://${METRICS_ADDRESS}/metrics" |
+    awk '/^tollgate_overhead_seconds_sum/ { s += $2 } /^tollgate_overhead_seconds_count/ { c += $2 }
+         END { printf "%.9f %d\n", s, c }'
+}
+
+# per_request TICKS REQUESTS: CPU-µs per request.
+per_request() {
+  awk -v t="$1" -v hz="${CLOCK_TICKS_PER_S}" -v n="$2" \
+    'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "n/a" }'
+}
+
+# requests_in RESULT_LINE: every request a run completed, warm-up included.
+requests_in() {
+  echo $(($(field "$1" ok) + $(field "$1" errors) + $(field "$1" warmup)))
 }
 
 # field LINE KEY: the value of KEY=value in a RESULT line.
@@ -149,14 +169,19 @@ ROWS=()
 TTFT_ROWS=()
 # measure_pair MODE RATE: a direct run, then a proxied one; appends a table row.
 measure_pair() {
-  local mode="$1" rate="$2" direct proxied ticks_before ticks_after
+  local mode="$1" rate="$2" direct proxied ticks_before ticks_after sim_before sim_after
+  local pipeline_before pipeline_after
   echo "rate ${rate}/s ${mode}: direct..."
+  sim_before="$(cpu_ticks "${SIM_PID}")"
   run_bench "direct-${mode}-${rate}" "${SIM_ADDRESS}" "${mode}" "${rate}"
+  sim_after="$(cpu_ticks "${SIM_PID}")"
   direct="$(result_line "direct-${mode}-${rate}")"
   echo "rate ${rate}/s ${mode}: through tollgate..."
   ticks_before="$(cpu_ticks "${TOLLGATE_PID}")"
+  pipeline_before="$(pipeline_seconds)"
   run_bench "proxied-${mode}-${rate}" "${TOLLGATE_ADDRESS}" "${mode}" "${rate}"
   ticks_after="$(cpu_ticks "${TOLLGATE_PID}")"
+  pipeline_after="$(pipeline_seconds)"
   proxied="$(result_line "proxied-${mode}-${rate}")"
   kill -0 "${TOLLGATE_PID}" 2>/dev/null || die "tollgate exited during the run"
 
@@ -165,18 +190,22 @@ measure_pair() {
   d99="$(field "${direct}" p99_us)"
   p50="$(field "${proxied}" p50_us)"
   p99="$(field "${proxied}" p99_us)"
-  # Tollgate's CPU covered the warm-up too, so divide by every request it completed.
-  requests=$(($(field "${proxied}" ok) + $(field "${proxied}" errors) + \
-    $(field "${proxied}" warmup)))
-  cpu_per_request="$(awk -v t=$((ticks_after - ticks_before)) -v hz="${CLOCK_TICKS_PER_S}" \
-    -v n="${requests}" 'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "n/a" }')"
+  # The CPU figures cover the warm-up too, so divide by every request completed.
+  requests="$(requests_in "${proxied}")"
+  cpu_per_request="$(per_request $((ticks_after - ticks_before)) "${requests}")"
+  local sim_cpu pipeline_us
+  sim_cpu="$(per_request $((sim_after - sim_before)) "$(requests_in "${direct}")")"
+  pipeline_us="$(awk -v b="${pipeline_before}" -v a="${pipeline_after}" 'BEGIN {
+      split(b, x, " "); split(a, y, " ");
+      if (y[2] > x[2]) printf "%.1f", (y[1] - x[1]) * 1e6 / (y[2] - x[2]); else print "n/a" }')"
   local errors
   errors="$(($(field "${direct}" errors) + $(field "${direct}" dropped))) / \
 $(($(field "${proxied}" errors) + $(field "${proxied}" dropped)))"
   ROWS+=("$(awk -v r="${rate}" -v m="${mode}" -v d50="${d50}" -v d99="${d99}" -v p50="${p50}" \
-    -v p99="${p99}" -v cpu="${cpu_per_request}" -v e="${errors}" 'BEGIN {
-      printf "| %s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %s | %s |",
-             r, m, d50, d99, p50, p99, p50 - d50, p99 - d99, cpu, e }')")
+    -v p99="${p99}" -v cpu="${cpu_per_request}" -v sim="${sim_cpu}" -v pipe="${pipeline_us}" \
+    -v e="${errors}" 'BEGIN {
+      printf "| %s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %s | %s | %s | %s |",
+             r, m, d50, d99, p50, p99, p50 - d50, p99 - d99, cpu, sim, pipe, e }')")
   if [[ "${mode}" == stream ]]; then
     TTFT_ROWS+=("$(awk -v r="${rate}" -v d50="$(field "${direct}" ttft_p50_us)" \
       -v d99="$(field "${direct}" ttft_p99_us)" -v p50="$(field "${proxied}" ttft_p50_us)" \
@@ -227,13 +256,18 @@ memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo
   echo "Latencies in µs as p50 / p99; added = proxied − direct. CPU-µs/req is Tollgate's user +"
   echo "system time (from /proc, ${CLOCK_TICKS_PER_S} ticks/s) over each proxied run divided by the"
-  echo "requests it completed. Errors count failed and dropped requests, direct / proxied."
+  echo "requests it completed; sim CPU-µs/req is the same for tollgate-sim over the direct run,"
+  echo "the cost of one gRPC server hop plus generation, for scale. Tollgate makes two hops"
+  echo "(client to Tollgate, Tollgate to backend). Pipeline µs/req is Tollgate's own time per"
+  echo "request from its \\`tollgate_overhead_seconds\\` histogram: auth, routing, pricing and metrics,"
+  echo "with the backend and the gRPC transport excluded."
+  echo "Errors count failed and dropped requests, direct / proxied."
   echo "Each figure comes from one run: on a machine shared with other work a p99 can move by"
   echo "milliseconds from one run to the next, and a negative added p99 means the direct run met"
   echo "more interference than the proxied one."
   echo
-  echo "| rate (req/s) | mode | direct p50 / p99 | proxied p50 / p99 | added p50 / p99 | tollgate CPU-µs/req | errors |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| rate (req/s) | mode | direct p50 / p99 | proxied p50 / p99 | added p50 / p99 | tollgate CPU-µs/req | sim CPU-µs/req | pipeline µs/req | errors |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   if ((${#TTFT_ROWS[@]} > 0)); then
     echo
