@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "accounting/pricing.h"
 #include "proxy/common/status_macros.h"
 #include "proxy/config/config.h"
@@ -91,6 +93,13 @@ absl::StatusOr<ListenerConfig> BuildListeners(const v1::Listeners& source) {
   const uint32_t drain_ms =
       source.drain_timeout_ms() == 0 ? kDefaultDrainTimeoutMs : source.drain_timeout_ms();
   listeners.drain_timeout = absl::Milliseconds(drain_ms);
+  listeners.http_address = source.http_address();
+  if (!listeners.http_address.empty()) {
+    TG_RETURN_IF_ERROR(CheckHostPort("listeners.http_address", listeners.http_address));
+  }
+  if (source.max_request_body_bytes() != 0) {
+    listeners.max_request_body_bytes = source.max_request_body_bytes();
+  }
   return listeners;
 }
 
@@ -148,28 +157,129 @@ absl::StatusOr<SimConfig> BuildSim(const v1::Backend& source, const std::string&
   return sim;
 }
 
+// "http[s]://host[:port][/prefix]".
+absl::StatusOr<BaseUrl> ParseBaseUrl(absl::string_view path, absl::string_view url) {
+  BaseUrl parsed;
+  absl::string_view rest = url;
+  if (absl::ConsumePrefix(&rest, "https://")) {
+    parsed.tls = true;
+    parsed.port = 443;
+  } else if (absl::ConsumePrefix(&rest, "http://")) {
+    parsed.port = 80;
+  } else {
+    return FieldError(path, absl::StrCat("expected http:// or https:// URL, got ", Quote(url)));
+  }
+  const size_t slash = rest.find('/');
+  absl::string_view authority = rest.substr(0, slash);
+  if (slash != absl::string_view::npos) {
+    absl::string_view prefix = rest.substr(slash);
+    while (absl::ConsumeSuffix(&prefix, "/")) {
+    }
+    parsed.path_prefix = std::string(prefix);
+  }
+  const size_t colon = authority.rfind(':');
+  if (colon != absl::string_view::npos && authority.back() != ']') {
+    uint32_t port = 0;
+    if (!absl::SimpleAtoi(authority.substr(colon + 1), &port) || port == 0 || port > 65535) {
+      return FieldError(path, absl::StrCat("bad port in ", Quote(url)));
+    }
+    parsed.port = static_cast<uint16_t>(port);
+    authority = authority.substr(0, colon);
+  }
+  if (authority.empty() || std::any_of(authority.begin(), authority.end(), absl::ascii_isspace)) {
+    return FieldError(path, absl::StrCat("no host in ", Quote(url)));
+  }
+  parsed.host = std::string(authority);
+  return parsed;
+}
+
+absl::Status BuildHttpBackend(const v1::Backend& source, const std::string& path,
+                              BackendConfig* backend) {
+  if (source.base_url().empty()) return FieldError(path + ".base_url", "required for this kind");
+  TG_ASSIGN_OR_RETURN(backend->base_url, ParseBaseUrl(path + ".base_url", source.base_url()));
+  if (!source.api_key_env().empty()) {
+    const char* key = std::getenv(source.api_key_env().c_str());
+    if (key == nullptr || *key == '\0') {
+      return FieldError(
+          path + ".api_key_env",
+          absl::StrCat("environment variable ", source.api_key_env(), " is not set or empty"));
+    }
+    backend->api_key = key;
+  }
+  if (source.max_connections() != 0) backend->max_connections = source.max_connections();
+  return absl::OkStatus();
+}
+
+absl::Status BuildResilience(const v1::Backend& source, const std::string& path,
+                             BackendConfig* backend) {
+  const v1::RetryPolicy& retry = source.retry();
+  if (retry.max_attempts() != 0) backend->retry.max_attempts = retry.max_attempts();
+  if (backend->retry.max_attempts > 10) {
+    return FieldError(path + ".retry.max_attempts",
+                      absl::StrCat("must be 1 to 10, got ", retry.max_attempts()));
+  }
+  if (retry.initial_backoff_ms() != 0) {
+    backend->retry.initial_backoff = absl::Milliseconds(retry.initial_backoff_ms());
+  }
+  if (retry.max_backoff_ms() != 0) {
+    backend->retry.max_backoff = absl::Milliseconds(retry.max_backoff_ms());
+  }
+  if (backend->retry.max_backoff < backend->retry.initial_backoff) {
+    return FieldError(path + ".retry.max_backoff_ms", "must be >= initial_backoff_ms");
+  }
+  const v1::EjectionPolicy& ejection = source.ejection();
+  if (ejection.consecutive_failures() != 0) {
+    backend->ejection.consecutive_failures = ejection.consecutive_failures();
+  }
+  if (ejection.probe_interval_ms() != 0) {
+    backend->ejection.probe_interval = absl::Milliseconds(ejection.probe_interval_ms());
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<BackendConfig> BuildBackend(const v1::Backend& source, const std::string& path) {
   BackendConfig backend;
   TG_RETURN_IF_ERROR(CheckLabel(path + ".name", source.name(), kModelNameChars, 128));
   backend.name = source.name();
+  constexpr absl::string_view kKinds = "valid kinds: sim, grpc, openai, anthropic";
   if (source.kind() == "sim") {
     backend.kind = BackendKind::kSim;
   } else if (source.kind() == "grpc") {
     backend.kind = BackendKind::kGrpc;
+  } else if (source.kind() == "openai") {
+    backend.kind = BackendKind::kOpenAi;
+  } else if (source.kind() == "anthropic") {
+    backend.kind = BackendKind::kAnthropic;
   } else {
-    return FieldError(path + ".kind", source.kind().empty()
-                                          ? std::string("required (valid kinds: sim, grpc)")
-                                          : absl::StrCat("unknown kind ", Quote(source.kind()),
-                                                         " (valid kinds: sim, grpc)"));
+    return FieldError(path + ".kind",
+                      source.kind().empty()
+                          ? absl::StrCat("required (", kKinds, ")")
+                          : absl::StrCat("unknown kind ", Quote(source.kind()), " (", kKinds, ")"));
+  }
+  const bool http = backend.kind == BackendKind::kOpenAi || backend.kind == BackendKind::kAnthropic;
+  if (backend.kind != BackendKind::kSim && source.has_sim()) {
+    return FieldError(path + ".sim", "only valid for kind sim");
   }
   if (backend.kind == BackendKind::kGrpc) {
     if (source.address().empty()) return FieldError(path + ".address", "required for kind grpc");
     TG_RETURN_IF_ERROR(CheckHostPort(path + ".address", source.address()));
-    if (source.has_sim()) return FieldError(path + ".sim", "only valid for kind sim");
     backend.address = source.address();
   } else if (!source.address().empty()) {
     return FieldError(path + ".address", "only valid for kind grpc");
   }
+  if (http) {
+    TG_RETURN_IF_ERROR(BuildHttpBackend(source, path, &backend));
+  } else {
+    for (const auto& [field, set] :
+         {std::pair<const char*, bool>{"base_url", !source.base_url().empty()},
+          {"api_key_env", !source.api_key_env().empty()},
+          {"max_connections", source.max_connections() != 0}}) {
+      if (set)
+        return FieldError(absl::StrCat(path, ".", field),
+                          "only valid for kinds openai and anthropic");
+    }
+  }
+  TG_RETURN_IF_ERROR(BuildResilience(source, path, &backend));
   backend.timeout =
       absl::Milliseconds(source.timeout_ms() == 0 ? kDefaultBackendTimeoutMs : source.timeout_ms());
   TG_ASSIGN_OR_RETURN(backend.sim, BuildSim(source, path + ".sim"));
@@ -253,6 +363,21 @@ absl::StatusOr<ModelConfig> BuildModel(const v1::Model& source, const std::strin
   model.tokenizer = source.tokenizer();
   TG_ASSIGN_OR_RETURN(model.architecture,
                       BuildArchitecture(source.architecture(), path + ".architecture"));
+  for (int i = 0; i < source.fallback_backends_size(); ++i) {
+    const std::string& fallback = source.fallback_backends(i);
+    const std::string fallback_path = absl::StrCat(path, ".fallback_backends[", i, "]");
+    if (config.FindBackend(fallback) == nullptr) {
+      return FieldError(fallback_path, absl::StrCat("unknown backend ", Quote(fallback), " (",
+                                                    BackendNames(config), ")"));
+    }
+    if (fallback == model.backend ||
+        std::find(model.fallback_backends.begin(), model.fallback_backends.end(), fallback) !=
+            model.fallback_backends.end()) {
+      return FieldError(fallback_path,
+                        absl::StrCat("backend ", Quote(fallback), " is listed twice"));
+    }
+    model.fallback_backends.push_back(fallback);
+  }
   return model;
 }
 

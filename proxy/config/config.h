@@ -27,6 +27,8 @@ struct ListenerConfig {
   std::string grpc_address;     // host:port
   std::string metrics_address;  // host:port
   absl::Duration drain_timeout;
+  std::string http_address;  // host:port; empty: no HTTP ingress
+  uint64_t max_request_body_bytes = 4 << 20;
 };
 
 struct ArchitectureConfig {  // all zero when the config does not give one
@@ -44,6 +46,7 @@ struct ModelConfig {
   TokenPrices prices;
   std::string tokenizer;
   ArchitectureConfig architecture;
+  std::vector<std::string> fallback_backends;  // each a declared backend, none equal to `backend`
 };
 
 struct SimConfig {
@@ -57,14 +60,41 @@ struct SimConfig {
   uint32_t max_running_requests = 256;
 };
 
-enum class BackendKind { kSim, kGrpc };
+enum class BackendKind { kSim, kGrpc, kOpenAi, kAnthropic };
+
+struct RetryConfig {
+  uint32_t max_attempts = 3;  // per backend, the first included
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(2);
+};
+
+struct EjectionConfig {
+  uint32_t consecutive_failures = 5;
+  absl::Duration probe_interval = absl::Seconds(10);
+};
+
+// An HTTP base URL split into its parts: "https://api.openai.com/proxy" → https, api.openai.com,
+// 443, "/proxy".
+struct BaseUrl {
+  bool tls = false;
+  std::string host;
+  uint16_t port = 0;
+  std::string path_prefix;  // "" or "/something", never a trailing slash
+};
 
 struct BackendConfig {
   std::string name;
   BackendKind kind = BackendKind::kSim;
   std::string address;  // kGrpc only
   absl::Duration timeout;
-  SimConfig sim;  // kSim only
+  SimConfig sim;     // kSim only
+  BaseUrl base_url;  // kOpenAi and kAnthropic
+  // The value of the environment variable named by api_key_env, read when the config is loaded;
+  // empty when none is named.
+  std::string api_key;
+  uint32_t max_connections = 64;
+  RetryConfig retry;
+  EjectionConfig ejection;
 };
 
 struct Config {

@@ -112,11 +112,85 @@ TEST(ConfigValidation, BackendNamesMustBeLabelSafeUniqueAndNotOther) {
               StartsWith("backends[1].name: duplicate backend \"a\""));
 }
 
-TEST(ConfigValidation, BackendKindMustBeSimOrGrpc) {
+TEST(ConfigValidation, BackendKindMustBeAKnownKind) {
   EXPECT_EQ(ParseError("backends: [{name: a, kind: http}]"),
-            "backends[0].kind: unknown kind \"http\" (valid kinds: sim, grpc)");
+            "backends[0].kind: unknown kind \"http\" (valid kinds: sim, grpc, openai, anthropic)");
   EXPECT_EQ(ParseError("backends: [{name: a}]"),
-            "backends[0].kind: required (valid kinds: sim, grpc)");
+            "backends[0].kind: required (valid kinds: sim, grpc, openai, anthropic)");
+}
+
+TEST(ConfigValidation, HttpBackendsNeedAnHttpBaseUrl) {
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: openai}]"),
+              StartsWith("backends[0].base_url: required"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: openai, base_url: \"ftp://x\"}]"),
+              StartsWith("backends[0].base_url: expected http:// or https://"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: anthropic, base_url: \"https://:99\"}]"),
+              StartsWith("backends[0].base_url: no host"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: openai, base_url: \"http://h:99999\"}]"),
+              StartsWith("backends[0].base_url: bad port"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, base_url: \"http://h\"}]"),
+              StartsWith("backends[0].base_url: only valid for kinds openai and anthropic"));
+}
+
+TEST(ConfigValidation, ParsesBaseUrlsIntoSchemeHostPortAndPrefix) {
+  absl::StatusOr<std::shared_ptr<const Config>> config = ParseConfigYaml(R"(
+backends:
+  - {name: a, kind: openai, base_url: "https://api.openai.com"}
+  - {name: b, kind: openai, base_url: "http://10.0.0.5:8000/proxy/"}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const BaseUrl& a = (*config)->FindBackend("a")->base_url;
+  EXPECT_TRUE(a.tls);
+  EXPECT_EQ(a.host, "api.openai.com");
+  EXPECT_EQ(a.port, 443);
+  EXPECT_EQ(a.path_prefix, "");
+  const BaseUrl& b = (*config)->FindBackend("b")->base_url;
+  EXPECT_FALSE(b.tls);
+  EXPECT_EQ(b.host, "10.0.0.5");
+  EXPECT_EQ(b.port, 8000);
+  EXPECT_EQ(b.path_prefix, "/proxy");
+  EXPECT_EQ((*config)->FindBackend("b")->max_connections, 64u);
+  EXPECT_EQ((*config)->FindBackend("b")->retry.max_attempts, 3u);
+  EXPECT_EQ((*config)->FindBackend("b")->ejection.consecutive_failures, 5u);
+}
+
+TEST(ConfigValidation, ApiKeyEnvMustNameASetVariable) {
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: openai, base_url: \"http://h\", "
+                         "api_key_env: TOLLGATE_TEST_SURELY_UNSET_VARIABLE}]"),
+              StartsWith("backends[0].api_key_env: environment variable "
+                         "TOLLGATE_TEST_SURELY_UNSET_VARIABLE is not set"));
+  setenv("TOLLGATE_TEST_KEY", "sk-test", 1);
+  absl::StatusOr<std::shared_ptr<const Config>> config = ParseConfigYaml(
+      "backends: [{name: a, kind: openai, base_url: \"http://h\", api_key_env: "
+      "TOLLGATE_TEST_KEY}]");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->FindBackend("a")->api_key, "sk-test");
+}
+
+TEST(ConfigValidation, RetryAndEjectionSettingsAreChecked) {
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, retry: {max_attempts: 11}}]"),
+              StartsWith("backends[0].retry.max_attempts: must be 1 to 10"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, retry: {initial_backoff_ms: 500, "
+                         "max_backoff_ms: 100}}]"),
+              StartsWith("backends[0].retry.max_backoff_ms: must be >= initial_backoff_ms"));
+}
+
+TEST(ConfigValidation, FallbackBackendsMustExistAndNotRepeat) {
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim}]\n"
+                         "models: [{name: m, backend: a, fallback_backends: [b]}]"),
+              StartsWith("models[0].fallback_backends[0]: unknown backend \"b\""));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim}, {name: b, kind: sim}]\n"
+                         "models: [{name: m, backend: a, fallback_backends: [b, a]}]"),
+              StartsWith("models[0].fallback_backends[1]: backend \"a\" is listed twice"));
+}
+
+TEST(ConfigValidation, HttpListenerIsOptionalAndCheckedWhenSet) {
+  EXPECT_THAT(ParseError("listeners: {http_address: nowhere}"),
+              StartsWith("listeners.http_address: expected host:port"));
+  absl::StatusOr<std::shared_ptr<const Config>> config = ParseConfigYaml("listeners: {}");
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ((*config)->listeners.http_address, "");
+  EXPECT_EQ((*config)->listeners.max_request_body_bytes, 4u << 20);
 }
 
 TEST(ConfigValidation, GrpcBackendsNeedAHostAndPortAndNoSimBlock) {
@@ -128,6 +202,8 @@ TEST(ConfigValidation, GrpcBackendsNeedAHostAndPortAndNoSimBlock) {
               StartsWith("backends[0].sim: only valid for kind sim"));
   EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, address: \"h:1\"}]"),
               StartsWith("backends[0].address: only valid for kind grpc"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: openai, base_url: \"http://h\", sim: {}}]"),
+              StartsWith("backends[0].sim: only valid for kind sim"));
 }
 
 TEST(ConfigValidation, SimGpuMustBeAKnownPreset) {
