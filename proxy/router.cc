@@ -29,7 +29,9 @@ absl::flat_hash_map<std::string, sim::ModelShape> SimShapes(const Config& config
 std::string Fingerprint(const BackendConfig& b,
                         const absl::flat_hash_map<std::string, sim::ModelShape>& shapes) {
   std::string out =
-      absl::StrCat(static_cast<int>(b.kind), "|", b.address, "|", absl::FormatDuration(b.timeout));
+      absl::StrCat(static_cast<int>(b.kind), "|", b.address, "|", absl::FormatDuration(b.timeout),
+                   "|", b.base_url.tls, "|", b.base_url.host, "|", b.base_url.port, "|",
+                   b.base_url.path_prefix, "|", b.api_key, "|", b.max_connections);
   if (b.kind == BackendKind::kSim) {
     absl::StrAppend(&out, "|", b.sim.gpu, "|", b.sim.gpu_count, "|", b.sim.time_scale, "|",
                     b.sim.mfu, "|", b.sim.max_running_requests);
@@ -51,6 +53,9 @@ absl::StatusOr<std::unique_ptr<Backend>> NewBackend(
       return NewSimBackend(b.name, b.sim, std::move(shapes));
     case BackendKind::kGrpc:
       return NewGrpcBackend(b.name, b.address, b.timeout);
+    case BackendKind::kOpenAi:
+    case BackendKind::kAnthropic:
+      return absl::UnimplementedError("HTTP backends are not built yet");
   }
   return absl::InternalError("unhandled backend kind");
 }
