@@ -103,6 +103,16 @@ void MetricsTable::Record(size_t tenant_index, size_t model_index,
   }
 }
 
+void MetricsTable::RecordAttempt(absl::string_view backend, AttemptResult result) const {
+  auto it = backends_.find(backend);
+  if (it != backends_.end()) it->second.attempts[static_cast<size_t>(result)]->Increment();
+}
+
+void MetricsTable::SetEjected(absl::string_view backend, bool ejected) const {
+  auto it = backends_.find(backend);
+  if (it != backends_.end()) it->second.ejected->Set(ejected ? 1 : 0);
+}
+
 ProxyMetrics::ProxyMetrics(prometheus::Registry& registry)
     : requests_(prometheus::BuildCounter()
                     .Name("tollgate_requests_total")
@@ -133,6 +143,15 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& registry)
                     .Name("tollgate_overhead_seconds")
                     .Help("Time spent inside Tollgate per request, backend time excluded.")
                     .Register(registry)),
+      attempts_(prometheus::BuildCounter()
+                    .Name("tollgate_backend_attempts_total")
+                    .Help("Calls to backends, by result: ok, retried (failed, another attempt "
+                          "followed), failed (failed, final).")
+                    .Register(registry)),
+      ejected_(prometheus::BuildGauge()
+                   .Name("tollgate_backend_ejected")
+                   .Help("1 while a backend is ejected by passive health checking, else 0.")
+                   .Register(registry)),
       reloads_ok_(prometheus::BuildCounter()
                       .Name("tollgate_config_reloads_total")
                       .Help("Configuration reloads, by result.")
@@ -145,7 +164,8 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& registry)
                          .Add({{"result", "error"}})) {}
 
 std::shared_ptr<const MetricsTable> ProxyMetrics::BuildTable(
-    const std::vector<std::string>& tenant_names, const std::vector<std::string>& model_names) {
+    const std::vector<std::string>& tenant_names, const std::vector<std::string>& model_names,
+    const std::vector<std::string>& backend_names) {
   const std::vector<std::string> tenants = WithOther(tenant_names);
   const std::vector<std::string> models = WithOther(model_names);
   auto table = std::make_shared<MetricsTable>();
@@ -174,6 +194,14 @@ std::shared_ptr<const MetricsTable> ProxyMetrics::BuildTable(
           &request_cost_.Add({{"model", model}, {"tenant", tenant}}, CostBuckets());
       table->cells_.push_back(cell);
     }
+  }
+  for (const std::string& backend : backend_names) {
+    MetricsTable::PerBackend& series = table->backends_[backend];
+    constexpr std::array<const char*, 3> kResults = {"ok", "retried", "failed"};
+    for (size_t r = 0; r < kResults.size(); ++r) {
+      series.attempts[r] = &attempts_.Add({{"backend", backend}, {"result", kResults[r]}});
+    }
+    series.ejected = &ejected_.Add({{"backend", backend}});
   }
   for (const std::string& model : models) {
     table->per_model_.push_back({&duration_.Add({{"model", model}}, DurationBuckets()),

@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
+#include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "tollgate/v1/inference.pb.h"
@@ -47,6 +48,9 @@ struct RequestOutcome {
   absl::Duration time_to_first_token;  // negative: no token was produced
 };
 
+// The outcome of one call to a backend (a request makes several when it is retried).
+enum class AttemptResult { kOk, kRetried, kFailed };
+
 class MetricsTable {
  public:
   static constexpr size_t kNumCodes = 17;
@@ -54,6 +58,10 @@ class MetricsTable {
   size_t TenantIndex(absl::string_view tenant) const;  // unknown → the "other" row
   size_t ModelIndex(absl::string_view model) const;    // unknown → the "other" column
   void Record(size_t tenant_index, size_t model_index, const RequestOutcome& outcome) const;
+
+  // Backends are named by config; an unknown name is ignored.
+  void RecordAttempt(absl::string_view backend, AttemptResult result) const;
+  void SetEjected(absl::string_view backend, bool ejected) const;
 
  private:
   friend class ProxyMetrics;
@@ -71,6 +79,11 @@ class MetricsTable {
     prometheus::Histogram* time_to_first_token = nullptr;
     prometheus::Histogram* overhead = nullptr;
   };
+  struct PerBackend {
+    std::array<prometheus::Counter*, 3> attempts{};  // by AttemptResult
+    prometheus::Gauge* ejected = nullptr;
+  };
+  absl::flat_hash_map<std::string, PerBackend> backends_;
   absl::flat_hash_map<std::string, size_t> tenant_index_;
   absl::flat_hash_map<std::string, size_t> model_index_;
   size_t num_models_ = 0;
@@ -85,7 +98,8 @@ class ProxyMetrics {
   // Creates (or finds) every series for these tenants and models plus "other". Names are assumed
   // to be valid label values (config validation ensures it).
   std::shared_ptr<const MetricsTable> BuildTable(const std::vector<std::string>& tenants,
-                                                 const std::vector<std::string>& models);
+                                                 const std::vector<std::string>& models,
+                                                 const std::vector<std::string>& backends = {});
 
   // Config reloads by result ("ok" or "error").
   void RecordConfigReload(bool ok);
@@ -99,6 +113,8 @@ class ProxyMetrics {
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Family<prometheus::Histogram>& ttft_;
   prometheus::Family<prometheus::Histogram>& overhead_;
+  prometheus::Family<prometheus::Counter>& attempts_;
+  prometheus::Family<prometheus::Gauge>& ejected_;
   prometheus::Counter& reloads_ok_;
   prometheus::Counter& reloads_error_;
 };

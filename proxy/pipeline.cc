@@ -1,14 +1,18 @@
 #include "proxy/pipeline.h"
 
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <random>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "accounting/pricing.h"
+#include "proxy/common/timer_queue.h"
 
 namespace tollgate {
 namespace {
@@ -123,6 +127,24 @@ Admission Admit(const SnapshotHolder& snapshots, const IngressInfo& info, absl::
   return a;
 }
 
+// A failed connect, a 429 or a 503 (a gRPC UNAVAILABLE, or an HTTP one without a status other
+// than 503) may succeed when tried again.
+bool IsRetryable(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kResourceExhausted) return true;
+  if (status.code() != absl::StatusCode::kUnavailable) return false;
+  const auto http_status = status.GetPayload(kHttpStatusPayload);
+  return !http_status.has_value() || *http_status == "503";
+}
+
+// Exponential from initial_backoff, capped at max_backoff, jittered into [d/2, d].
+absl::Duration Backoff(const RetryConfig& retry, uint32_t attempts_so_far) {
+  absl::Duration d = retry.initial_backoff;
+  for (uint32_t i = 1; i < attempts_so_far && d < retry.max_backoff; ++i) d *= 2;
+  d = std::min(d, retry.max_backoff);
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  return d / 2 + d / 2 * std::uniform_real_distribution<double>(0, 1)(random);
+}
+
 // One generation in flight. Backend events for it arrive serialised (GenerateObserver contract);
 // only Cancel() can race with them, and it touches nothing but `mu_`-guarded state.
 class GenerateRun final : public GenerateObserver,
@@ -133,21 +155,10 @@ class GenerateRun final : public GenerateObserver,
       : a_(std::move(admission)), stream_(stream), sink_(sink), prompt_bytes_(prompt_bytes) {}
 
   void Start(const v1::GenerateRequest& request) {
-    GenerateCall call;
-    call.request = request;
-    call.request.set_model(a_.route.model->backend_model);
-    call.deadline = a_.deadline;
-    call.client_streams = stream_;
+    request_ = request;
+    request_.set_model(a_.route.model->backend_model);
     timing_.start = absl::Now();
-    std::shared_ptr<BackendCall> handle =
-        a_.route.backend->Generate(std::move(call), shared_from_this());
-    bool cancelled;
-    {
-      absl::MutexLock lock(&mu_);
-      call_ = handle;
-      cancelled = cancelled_;
-    }
-    if (cancelled) handle->Cancel();
+    NextAttempt();
   }
 
   void Cancel() override {
@@ -194,13 +205,116 @@ class GenerateRun final : public GenerateObserver,
     if (!sent_first_delta_) {
       sent_first_delta_ = true;
       delta.set_request_id(a_.request_id);
-      delta.set_backend(a_.route.backend->name());
+      delta.set_backend(CurrentTarget().config->name);
     }
     sink_->OnDelta(std::move(delta));
   }
 
   void OnDone(const absl::Status& backend_status) override {
     timing_.done = absl::Now();
+    const Target& target = CurrentTarget();
+    RecordHealth(target, backend_status);
+    if (ShouldTryAgain(backend_status)) return;
+    a_.snapshot->metrics->RecordAttempt(
+        target.config->name, backend_status.ok() ? AttemptResult::kOk : AttemptResult::kFailed);
+    Finish(backend_status);
+  }
+
+ private:
+  const Target& CurrentTarget() const { return a_.route.targets[target_]; }
+
+  // Starts a call on the current target, skipping ejected targets; finishes the request when the
+  // client is gone or no target is left.
+  void NextAttempt() {
+    if (IsCancelled()) {
+      Finish(absl::CancelledError("cancelled by the client"));
+      return;
+    }
+    const absl::Time now = absl::Now();
+    while (attempts_on_target_ == 0 && target_ < a_.route.targets.size() &&
+           !CurrentTarget().health->AllowCall(now)) {
+      ++target_;
+    }
+    if (target_ == a_.route.targets.size()) {
+      Finish(last_failure_.ok() ? absl::UnavailableError(absl::StrCat(
+                                      "every backend of model \"", a_.route.model->name,
+                                      "\" is ejected after repeated failures"))
+                                : last_failure_);
+      return;
+    }
+    ++attempts_on_target_;
+    GenerateCall call;
+    call.request = request_;
+    call.deadline = a_.deadline;
+    call.client_streams = stream_;
+    std::shared_ptr<BackendCall> handle =
+        CurrentTarget().backend->Generate(std::move(call), shared_from_this());
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      call_ = handle;
+      cancelled = cancelled_;
+    }
+    if (cancelled) handle->Cancel();
+  }
+
+  bool IsCancelled() {
+    absl::MutexLock lock(&mu_);
+    return cancelled_;
+  }
+
+  // Passive health: unreachable and failing backends count against ejection; an answer, even a
+  // client error, shows the backend alive; rate limiting and cancels say nothing about health.
+  void RecordHealth(const Target& target, const absl::Status& status) {
+    switch (status.code()) {
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kInternal:
+      case absl::StatusCode::kUnknown:
+        target.health->RecordFailure(target.config->ejection, absl::Now());
+        break;
+      case absl::StatusCode::kCancelled:
+      case absl::StatusCode::kDeadlineExceeded:
+      case absl::StatusCode::kResourceExhausted:
+        return;
+      default:
+        target.health->RecordSuccess();
+    }
+    a_.snapshot->metrics->SetEjected(target.config->name, target.health->ejected());
+  }
+
+  // Retries a failed connect, a 429 or a 503 with jittered backoff, then moves on to the fallback
+  // backends, but only while nothing has reached the client. Returns whether another attempt was
+  // scheduled.
+  bool ShouldTryAgain(const absl::Status& status) {
+    if (status.ok() || received_any_ || !IsRetryable(status) || IsCancelled()) return false;
+    last_failure_ = status;
+    const RetryConfig& retry = CurrentTarget().config->retry;
+    absl::Duration delay = Backoff(retry, attempts_on_target_);
+    const auto retry_after = status.GetPayload(kRetryAfterPayload);
+    double retry_after_s = 0;
+    if (retry_after.has_value() && absl::SimpleAtod(std::string(*retry_after), &retry_after_s)) {
+      delay = absl::Seconds(retry_after_s);
+    }
+    const bool same_target = attempts_on_target_ < retry.max_attempts && delay <= retry.max_backoff;
+    if (!same_target) {
+      if (target_ + 1 == a_.route.targets.size()) return false;
+      delay = absl::ZeroDuration();
+    }
+    if (absl::Now() + delay >= a_.deadline) return false;
+    a_.snapshot->metrics->RecordAttempt(CurrentTarget().config->name, AttemptResult::kRetried);
+    if (!same_target) {
+      ++target_;
+      attempts_on_target_ = 0;
+    }
+    if (delay <= absl::ZeroDuration()) {
+      NextAttempt();
+    } else {
+      TimerQueue::Default().RunAfter(delay, [self = shared_from_this()] { self->NextAttempt(); });
+    }
+    return true;
+  }
+
+  void Finish(const absl::Status& backend_status) {
     // Every backend ends a successful generation with a finish reason. A stream that ends "OK"
     // without one was truncated or unparseable (gRPC reports a message it cannot parse as the end
     // of the stream), and must not pass as a complete answer.
@@ -216,7 +330,7 @@ class GenerateRun final : public GenerateObserver,
     final.set_text(std::move(text_));
     final.set_finish_reason(finish_reason_);
     final.set_cache_status(v1::CACHE_STATUS_MISS);
-    final.set_backend(a_.route.backend->name());
+    final.set_backend(CurrentTarget().config->name);
     final.set_request_id(a_.request_id);
     const absl::Status client_status = ClientStatus(status, a_.deadline);
     RecordOutcome(a_, client_status.code(), final.usage(), final.cost().total_nano_usd(), &timing_);
@@ -250,7 +364,12 @@ class GenerateRun final : public GenerateObserver,
   std::shared_ptr<BackendCall> call_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 
-  // Touched only by the serialised backend events (and Start, before any of them).
+  // Touched only by the serialised backend events, Start and retries (which run one at a time:
+  // the next attempt starts after the previous one's OnDone).
+  v1::GenerateRequest request_;  // as sent to the backend
+  size_t target_ = 0;            // index into a_.route.targets
+  uint32_t attempts_on_target_ = 0;
+  absl::Status last_failure_;
   BackendTiming timing_;
   bool received_any_ = false;
   bool sent_first_delta_ = false;
@@ -347,7 +466,8 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
   call.deadline = info.deadline;
   BackendTiming timing;
   timing.start = absl::Now();
-  std::shared_ptr<Backend> backend = admission.route.backend;
+  // Embeddings go to the model's backend; retries and fallbacks apply to generations only.
+  std::shared_ptr<Backend> backend = admission.route.targets.front().backend;
   const int inputs = request.inputs_size();
   backend->Embed(std::move(call), [a = std::move(admission), timing, input_bytes, inputs,
                                    done = std::move(done)](
@@ -370,7 +490,7 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
     }
     *response.mutable_cost() = PriceUsage(a.route.model->prices, response.usage());
     response.set_cache_status(v1::CACHE_STATUS_MISS);
-    response.set_backend(a.route.backend->name());
+    response.set_backend(a.route.targets.front().config->name);
     response.set_request_id(a.request_id);
     RecordOutcome(a, status.code(), response.usage(), response.cost().total_nano_usd(), &timing);
     done(status, std::move(response));

@@ -68,13 +68,15 @@ absl::StatusOr<std::shared_ptr<const Router>> Router::Build(const Config& config
   router->config_ = &config;
   for (const BackendConfig& b : config.backends) {
     auto shapes = SimShapes(config, b.name);
-    Entry entry{Fingerprint(b, shapes), nullptr};
+    Entry entry{Fingerprint(b, shapes), nullptr, nullptr};
     if (previous != nullptr) {
       auto it = previous->backends_.find(b.name);
       if (it != previous->backends_.end() && it->second.fingerprint == entry.fingerprint) {
         entry.backend = it->second.backend;
+        entry.health = it->second.health;
       }
     }
+    if (entry.health == nullptr) entry.health = std::make_shared<BackendHealth>();
     if (entry.backend == nullptr) {
       auto backend = NewBackend(b, std::move(shapes));
       if (!backend.ok()) {
@@ -93,9 +95,19 @@ std::shared_ptr<const Router> Router::WithBackends(
   auto router = std::shared_ptr<Router>(new Router);
   router->config_ = &config;
   for (auto& [name, backend] : backends) {
-    router->backends_.emplace(name, Entry{"", std::move(backend)});
+    router->backends_.emplace(name,
+                              Entry{"", std::move(backend), std::make_shared<BackendHealth>()});
   }
   return router;
+}
+
+absl::StatusOr<Target> Router::TargetFor(const std::string& backend_name) const {
+  auto it = backends_.find(backend_name);
+  const BackendConfig* config = config_->FindBackend(backend_name);
+  if (it == backends_.end() || config == nullptr) {  // config validation makes this unreachable
+    return absl::InternalError(absl::StrCat("no backend \"", backend_name, "\""));
+  }
+  return Target{config, it->second.backend, it->second.health};
 }
 
 absl::StatusOr<Route> Router::Resolve(absl::string_view model) const {
@@ -103,11 +115,15 @@ absl::StatusOr<Route> Router::Resolve(absl::string_view model) const {
   if (m == nullptr) {
     return absl::NotFoundError(absl::StrCat("unknown model \"", model, "\""));
   }
-  auto it = backends_.find(m->backend);
-  if (it == backends_.end()) {  // config validation makes this unreachable
-    return absl::InternalError(absl::StrCat("model \"", model, "\" has no backend"));
+  Route route{m, {}};
+  route.targets.reserve(1 + m->fallback_backends.size());
+  TG_ASSIGN_OR_RETURN(Target primary, TargetFor(m->backend));
+  route.targets.push_back(std::move(primary));
+  for (const std::string& fallback : m->fallback_backends) {
+    TG_ASSIGN_OR_RETURN(Target target, TargetFor(fallback));
+    route.targets.push_back(std::move(target));
   }
-  return Route{m, it->second.backend};
+  return route;
 }
 
 std::shared_ptr<Backend> Router::FindBackend(absl::string_view backend_name) const {

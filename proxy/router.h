@@ -10,18 +10,27 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "proxy/backend_health.h"
 #include "proxy/backends/backend.h"
 #include "proxy/config/config.h"
 
 namespace tollgate {
 
+// One backend a request may be sent to.
+struct Target {
+  const BackendConfig* config = nullptr;  // points into the Config the router was built from
+  std::shared_ptr<Backend> backend;
+  std::shared_ptr<BackendHealth> health;
+};
+
 struct Route {
   const ModelConfig* model = nullptr;  // points into the Config the router was built from
-  std::shared_ptr<Backend> backend;
+  std::vector<Target> targets;         // the model's backend first, then its fallbacks in order
 };
 
 class Router {
@@ -44,7 +53,9 @@ class Router {
   struct Entry {
     std::string fingerprint;  // settings that require a new instance when they change
     std::shared_ptr<Backend> backend;
+    std::shared_ptr<BackendHealth> health;  // carried over with the backend
   };
+  absl::StatusOr<Target> TargetFor(const std::string& backend_name) const;
   const Config* config_ = nullptr;
   absl::flat_hash_map<std::string, Entry> backends_;
 };

@@ -19,7 +19,9 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
                       Router::Build(*config, previous ? previous->router.get() : nullptr));
   std::vector<std::string> models;
   for (const ModelConfig& m : config->models) models.push_back(m.name);
-  snapshot->metrics = metrics_->BuildTable(config->tenant_names, models);
+  std::vector<std::string> backends;
+  for (const BackendConfig& b : config->backends) backends.push_back(b.name);
+  snapshot->metrics = metrics_->BuildTable(config->tenant_names, models, backends);
   snapshot->config = std::move(config);
   return snapshot;
 }

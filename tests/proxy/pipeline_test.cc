@@ -1,6 +1,10 @@
 #include "proxy/pipeline.h"
 
+#include <atomic>
+#include <map>
+
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 
@@ -8,37 +12,75 @@ namespace tollgate {
 namespace {
 
 // A backend whose calls the test drives by hand (unit test only; integration tests use real ones).
+// Retries start calls from the timer thread, hence the lock.
 class FakeBackend final : public Backend {
  public:
   struct Call final : public BackendCall {
     void Cancel() override { cancelled = true; }
-    bool cancelled = false;
+    std::atomic<bool> cancelled = false;
   };
 
+  explicit FakeBackend(std::string name) : name_(std::move(name)) {}
   const std::string& name() const override { return name_; }
   std::shared_ptr<BackendCall> Generate(GenerateCall call,
                                         std::shared_ptr<GenerateObserver> observer) override {
+    absl::MutexLock lock(&mu_);
     last_call = std::move(call);
     observer_ = std::move(observer);
     call_ = std::make_shared<Call>();
+    ++calls_;
     return call_;
   }
   void Embed(EmbedCall, EmbedCallback done) override { done(absl::UnimplementedError("fake")); }
 
+  // Waits (bounded) until `n` calls have been started; returns the count reached.
+  int WaitForCalls(int n) {
+    struct AtLeast {
+      const int* calls;
+      int n;
+      bool Reached() const { return *calls >= n; }
+    } at_least{&calls_, n};
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&at_least, &AtLeast::Reached), absl::Seconds(10));
+    return calls_;
+  }
+  int calls() {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+
   void Send(const std::string& text) {
     v1::GenerateResponse m;
     m.set_text(text);
-    observer_->OnMessage(m);
+    Send(m);
   }
-  void Send(const v1::GenerateResponse& m) { observer_->OnMessage(m); }
-  void Done(const absl::Status& status) { observer_->OnDone(status); }
+  void Send(const v1::GenerateResponse& m) { Observer()->OnMessage(m); }
+  void Done(const absl::Status& status) { Observer()->OnDone(status); }
+  // A complete answer: `text`, then a finish reason with reported usage.
+  void Answer(const std::string& text, uint64_t input, uint64_t output) {
+    Send(text);
+    v1::GenerateResponse last;
+    last.set_finish_reason(v1::FINISH_REASON_STOP);
+    last.mutable_usage()->set_input_tokens(input);
+    last.mutable_usage()->set_output_tokens(output);
+    last.mutable_usage()->set_source(v1::USAGE_SOURCE_REPORTED);
+    Send(last);
+    Done(absl::OkStatus());
+  }
 
   GenerateCall last_call;
   std::shared_ptr<Call> call_;
 
  private:
-  std::string name_ = "fake";
+  std::shared_ptr<GenerateObserver> Observer() {
+    absl::MutexLock lock(&mu_);
+    return observer_;
+  }
+
+  const std::string name_;
+  absl::Mutex mu_;
   std::shared_ptr<GenerateObserver> observer_;
+  int calls_ = 0;
 };
 
 class RecordingSink final : public GenerateSink {
@@ -48,30 +90,57 @@ class RecordingSink final : public GenerateSink {
     ++finishes;
     status = s;
     final = std::move(f);
+    finished.Notify();
   }
   std::vector<v1::GenerateResponse> deltas;
   int finishes = 0;
   absl::Status status;
   v1::GenerateResponse final;
+  absl::Notification finished;
 };
+
+// Backend `fake` serves model m1 and does not retry; `spare` is there for fallback tests.
+constexpr char kDefaultBackends[] = R"(
+backends:
+  - {name: fake, kind: sim, retry: {max_attempts: 1}}
+  - {name: spare, kind: sim}
+)";
 
 class PipelineTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Configure(kDefaultBackends, ""); }
+
+  // `backends` is the YAML backends section; `model_extra` more fields of model m1.
+  void Configure(const std::string& backends, const std::string& model_extra) {
     auto config = ParseConfigYaml(absl::StrCat(R"(
 tenants: [{name: acme, api_key_sha256: [")",
                                                ApiKeySha256Hex("k1"), R"("]}]
-backends: [{name: fake, kind: sim}]
+)",
+                                               backends, R"(
 models:
   - {name: m1, backend: fake, backend_model: upstream-m1,
-     prices: {input_usd_per_mtok: 1.00, output_usd_per_mtok: 4.00}}
-)"));
+     prices: {input_usd_per_mtok: 1.00, output_usd_per_mtok: 4.00})",
+                                               model_extra, "}\n"));
     ASSERT_TRUE(config.ok()) << config.status();
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->config = *config;
-    snapshot->router = Router::WithBackends(**config, {{"fake", backend_}});
-    snapshot->metrics = metrics_.BuildTable((*config)->tenant_names, {"m1"});
+    snapshot->router = Router::WithBackends(**config, {{"fake", backend_}, {"spare", spare_}});
+    snapshot->metrics = metrics_.BuildTable((*config)->tenant_names, {"m1"}, {"fake", "spare"});
     holder_.Set(snapshot);
+  }
+
+  double Attempts(const std::string& backend, const std::string& result) {
+    for (const auto& family : registry_.Collect()) {
+      if (family.name != "tollgate_backend_attempts_total") continue;
+      for (const auto& metric : family.metric) {
+        std::map<std::string, std::string> labels;
+        for (const auto& l : metric.label) labels[l.name] = l.value;
+        if (labels["backend"] == backend && labels["result"] == result) {
+          return metric.counter.value;
+        }
+      }
+    }
+    return -1;
   }
 
   std::shared_ptr<RequestHandle> Start(bool stream, IngressInfo info = {}) {
@@ -101,7 +170,8 @@ models:
   ProxyMetrics metrics_{registry_};
   SnapshotHolder holder_;
   Pipeline pipeline_{&holder_};
-  std::shared_ptr<FakeBackend> backend_ = std::make_shared<FakeBackend>();
+  std::shared_ptr<FakeBackend> backend_ = std::make_shared<FakeBackend>("fake");
+  std::shared_ptr<FakeBackend> spare_ = std::make_shared<FakeBackend>("spare");
   RecordingSink sink_;
 };
 
@@ -223,6 +293,116 @@ TEST_F(PipelineTest, EchoesASafeClientRequestIdAndReplacesAnUnsafeOne) {
   pipeline_.Generate(info, request, false, &other);
   backend_->Done(absl::OkStatus());
   EXPECT_EQ(other.final.request_id().size(), 24u);
+}
+
+constexpr char kRetryingBackends[] = R"(
+backends:
+  - {name: fake, kind: sim, retry: {max_attempts: 3, initial_backoff_ms: 1, max_backoff_ms: 5},
+     ejection: {consecutive_failures: 100}}
+  - {name: spare, kind: sim}
+)";
+
+absl::Status HttpError(int code) {
+  absl::Status status = absl::UnavailableError(absl::StrCat("HTTP ", code));
+  status.SetPayload(kHttpStatusPayload, absl::Cord(absl::StrCat(code)));
+  return status;
+}
+
+TEST_F(PipelineTest, RetriesAFailedConnectAndChargesOnlyTheAttemptThatAnswered) {
+  Configure(kRetryingBackends, "");
+  Start(/*stream=*/true);
+  backend_->Done(absl::UnavailableError("connection refused"));
+  ASSERT_EQ(backend_->WaitForCalls(2), 2);
+  backend_->Done(HttpError(503));
+  ASSERT_EQ(backend_->WaitForCalls(3), 3);
+  backend_->Answer("ok", 10, 2);
+  ASSERT_TRUE(sink_.finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(sink_.status.ok()) << sink_.status;
+  EXPECT_EQ(sink_.final.cost().total_nano_usd(), 10 * 1000 + 2 * 4000);
+  EXPECT_EQ(Attempts("fake", "retried"), 2);
+  EXPECT_EQ(Attempts("fake", "ok"), 1);
+}
+
+TEST_F(PipelineTest, RetriesA429) {
+  Configure(kRetryingBackends, "");
+  Start(/*stream=*/false);
+  backend_->Done(absl::ResourceExhaustedError("rate limited"));
+  ASSERT_EQ(backend_->WaitForCalls(2), 2);
+  backend_->Answer("ok", 1, 1);
+  ASSERT_TRUE(sink_.finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(sink_.status.ok());
+}
+
+TEST_F(PipelineTest, DoesNotRetryOnceTextHasReachedTheClient) {
+  Configure(kRetryingBackends, "");
+  Start(/*stream=*/true);
+  backend_->Send("partial");
+  backend_->Done(absl::UnavailableError("reset"));
+  ASSERT_TRUE(sink_.finished.HasBeenNotified());
+  EXPECT_EQ(sink_.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(backend_->calls(), 1);
+  EXPECT_EQ(Attempts("fake", "failed"), 1);
+}
+
+TEST_F(PipelineTest, DoesNotRetryAnHttp500OrABadRequest) {
+  Configure(kRetryingBackends, "");
+  Start(/*stream=*/false);
+  backend_->Done(HttpError(500));
+  EXPECT_TRUE(sink_.finished.HasBeenNotified());
+  EXPECT_EQ(backend_->calls(), 1);
+}
+
+TEST_F(PipelineTest, FallsBackToTheNextBackendWhenRetriesAreUsedUp) {
+  Configure(kDefaultBackends, ", fallback_backends: [spare]");  // fake makes one attempt
+  Start(/*stream=*/false);
+  backend_->Done(absl::UnavailableError("connection refused"));
+  ASSERT_EQ(spare_->WaitForCalls(1), 1);
+  EXPECT_EQ(spare_->last_call.request.model(), "upstream-m1");
+  spare_->Answer("from spare", 3, 1);
+  ASSERT_TRUE(sink_.finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(sink_.status.ok());
+  EXPECT_EQ(sink_.final.backend(), "spare");
+  EXPECT_EQ(sink_.final.text(), "from spare");
+}
+
+TEST_F(PipelineTest, ARetryAfterLongerThanTheBackoffCapGoesStraightToTheFallback) {
+  Configure(kRetryingBackends, ", fallback_backends: [spare]");
+  Start(/*stream=*/false);
+  absl::Status limited = absl::ResourceExhaustedError("slow down");
+  limited.SetPayload(kRetryAfterPayload, absl::Cord("30"));
+  backend_->Done(limited);
+  ASSERT_EQ(spare_->WaitForCalls(1), 1);
+  EXPECT_EQ(backend_->calls(), 1);
+  spare_->Answer("x", 1, 1);
+  ASSERT_TRUE(sink_.finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+}
+
+TEST_F(PipelineTest, AnEjectedBackendIsSkippedUntilItsProbeIsDue) {
+  Configure(R"(
+backends:
+  - {name: fake, kind: sim, retry: {max_attempts: 1},
+     ejection: {consecutive_failures: 1, probe_interval_ms: 3600000}}
+  - {name: spare, kind: sim}
+)",
+            ", fallback_backends: [spare]");
+  Start(/*stream=*/false);
+  backend_->Done(absl::UnavailableError("down"));
+  ASSERT_EQ(spare_->WaitForCalls(1), 1);
+  spare_->Answer("x", 1, 1);
+  ASSERT_TRUE(sink_.finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+
+  RecordingSink second;
+  IngressInfo info;
+  info.authorization = "Bearer k1";
+  v1::GenerateRequest request;
+  request.set_model("m1");
+  request.set_prompt("again");
+  pipeline_.Generate(info, request, false, &second);
+  ASSERT_EQ(spare_->WaitForCalls(2), 2);
+  EXPECT_EQ(backend_->calls(), 1) << "the ejected backend got a call";
+  spare_->Answer("y", 1, 1);
+  ASSERT_TRUE(second.finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(second.final.backend(), "spare");
 }
 
 TEST(Authenticate, AcceptsBearerInAnyCaseAndRejectsEverythingElse) {

@@ -25,16 +25,35 @@ TEST(Router, ResolvesEachModelToItsConfiguredBackend) {
   auto config = Load(kTwoBackends);
   auto router = Router::Build(*config, nullptr);
   ASSERT_TRUE(router.ok()) << router.status();
-  EXPECT_EQ((*router)->Resolve("small")->backend->name(), "local");
-  EXPECT_EQ((*router)->Resolve("big")->backend->name(), "remote");
+  EXPECT_EQ((*router)->Resolve("small")->targets[0].backend->name(), "local");
+  EXPECT_EQ((*router)->Resolve("big")->targets[0].backend->name(), "remote");
   EXPECT_EQ((*router)->Resolve("big")->model->backend_model, "llama-3-70b");
+}
+
+TEST(Router, ListsFallbacksAfterThePrimaryInOrder) {
+  auto config = Load(R"(
+backends:
+  - {name: a, kind: sim}
+  - {name: b, kind: sim}
+  - {name: c, kind: sim}
+models: [{name: m, backend: b, fallback_backends: [c, a]}]
+)");
+  auto router = Router::Build(*config, nullptr);
+  ASSERT_TRUE(router.ok());
+  absl::StatusOr<Route> route = (*router)->Resolve("m");
+  ASSERT_TRUE(route.ok());
+  ASSERT_EQ(route->targets.size(), 3u);
+  EXPECT_EQ(route->targets[0].backend->name(), "b");
+  EXPECT_EQ(route->targets[1].backend->name(), "c");
+  EXPECT_EQ(route->targets[2].backend->name(), "a");
+  EXPECT_EQ(route->targets[1].config->name, "c");
 }
 
 TEST(Router, SendsModelsWithoutABackendToTheEmbeddedSimulator) {
   auto config = Load(kTwoBackends);
   auto router = Router::Build(*config, nullptr);
   ASSERT_TRUE(router.ok());
-  EXPECT_EQ((*router)->Resolve("default-backend")->backend->name(), kEmbeddedSimBackend);
+  EXPECT_EQ((*router)->Resolve("default-backend")->targets[0].backend->name(), kEmbeddedSimBackend);
 }
 
 TEST(Router, AnUnknownModelIsNotFound) {
@@ -61,6 +80,8 @@ models:
   auto second = Router::Build(*second_config, first->get());
   ASSERT_TRUE(second.ok());
   EXPECT_EQ((*second)->FindBackend("local"), (*first)->FindBackend("local"));
+  EXPECT_EQ((*second)->Resolve("small")->targets[0].health,
+            (*first)->Resolve("small")->targets[0].health);
   EXPECT_NE((*second)->FindBackend("remote"), (*first)->FindBackend("remote"));
 }
 
