@@ -281,6 +281,10 @@ memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 
 echo
 cat "${WORK_DIR}/RESULTS.md"
+# Keep the HTTP path's section, which bench/http_overhead.sh writes.
+if grep -q '<!-- http:begin' "${RESULTS_FILE}" 2>/dev/null; then
+  { echo; sed -n '/<!-- http:begin/,/<!-- http:end -->/p' "${RESULTS_FILE}"; } >>"${WORK_DIR}/RESULTS.md"
+fi
 cp "${WORK_DIR}/RESULTS.md" "${RESULTS_FILE}"
 echo
 echo "wrote ${RESULTS_FILE}"
