@@ -1,0 +1,108 @@
+#include "proxy/backends/openai/openai_backend.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "proxy/backends/openai/http_generation.h"
+#include "proxy/openai/client_codec.h"
+
+namespace tollgate {
+namespace {
+
+class OpenAiDecoder final : public GenerationDecoder {
+ public:
+  absl::StatusOr<GenerationUpdate> DecodeEvent(const http::SseEvent& event) override {
+    GenerationUpdate update;
+    if (event.data == "[DONE]") return update;
+    absl::StatusOr<openai::CompletionChunk> chunk = openai::ParseCompletionChunk(event.data);
+    if (!chunk.ok()) return chunk.status();
+    update.text = std::move(chunk->text);
+    update.finish_reason = chunk->finish_reason;
+    update.usage = std::move(chunk->usage);
+    update.error = std::move(chunk->error);
+    return update;
+  }
+
+  absl::StatusOr<GenerationUpdate> DecodeBody(absl::string_view body) override {
+    absl::StatusOr<openai::Completion> completion = openai::ParseCompletion(body);
+    if (!completion.ok()) return completion.status();
+    GenerationUpdate update;
+    update.text = std::move(completion->text);
+    update.finish_reason = completion->finish_reason;
+    update.usage = std::move(completion->usage);
+    return update;
+  }
+};
+
+class OpenAiBackend final : public Backend {
+ public:
+  OpenAiBackend(const BackendConfig& config, std::shared_ptr<HttpBackendChannel> channel)
+      : name_(config.name),
+        path_prefix_(config.base_url.path_prefix),
+        api_key_(config.api_key),
+        channel_(std::move(channel)) {}
+
+  const std::string& name() const override { return name_; }
+
+  std::shared_ptr<BackendCall> Generate(GenerateCall call,
+                                        std::shared_ptr<GenerateObserver> observer) override {
+    const bool stream = call.client_streams;
+    const bool chat = call.request.has_chat();
+    absl::StatusOr<std::string> body = chat ? openai::ChatCompletionsBody(call.request, stream)
+                                            : openai::CompletionsBody(call.request, stream);
+    if (!body.ok()) {
+      observer->OnDone(body.status());
+      return FinishedCall();
+    }
+    http::ClientRequest request =
+        Request(chat ? "/v1/chat/completions" : "/v1/completions", *std::move(body),
+                stream ? "text/event-stream" : "application/json", call.deadline);
+    return channel_->Generate(std::move(request), std::make_unique<OpenAiDecoder>(),
+                              std::move(observer));
+  }
+
+  void Embed(EmbedCall call, EmbedCallback done) override {
+    const int inputs = call.request.inputs_size();
+    http::ClientRequest request = Request("/v1/embeddings", openai::EmbeddingsBody(call.request),
+                                          "application/json", call.deadline);
+    channel_->Embed(std::move(request), &openai::ParseEmbeddings, inputs, std::move(done));
+  }
+
+ private:
+  http::ClientRequest Request(absl::string_view path, std::string body, absl::string_view accept,
+                              absl::Time deadline) const {
+    http::ClientRequest request;
+    request.method = "POST";
+    request.target = absl::StrCat(path_prefix_, path);
+    request.headers = {{"content-type", "application/json"}, {"accept", std::string(accept)}};
+    if (!api_key_.empty()) request.headers.emplace_back("authorization", "Bearer " + api_key_);
+    request.body = std::move(body);
+    request.deadline = channel_->Deadline(deadline);
+    return request;
+  }
+
+  const std::string name_;
+  const std::string path_prefix_;
+  const std::string api_key_;
+  const std::shared_ptr<HttpBackendChannel> channel_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backend>> NewOpenAiBackend(const BackendConfig& config) {
+  return NewOpenAiBackend(config, http::HttpClientOptions());
+}
+
+absl::StatusOr<std::unique_ptr<Backend>> NewOpenAiBackend(const BackendConfig& config,
+                                                          http::HttpClientOptions options) {
+  if (config.kind != BackendKind::kOpenAi) {
+    return absl::InvalidArgumentError("not an openai backend");
+  }
+  absl::StatusOr<std::shared_ptr<HttpBackendChannel>> channel =
+      NewHttpBackendChannel(config, std::move(options), &openai::ErrorMessage);
+  if (!channel.ok()) return channel.status();
+  return std::make_unique<OpenAiBackend>(config, *std::move(channel));
+}
+
+}  // namespace tollgate
