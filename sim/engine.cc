@@ -139,8 +139,13 @@ void SimEngine::Cancel(RequestId id) {
 
 SimEngine::Stats SimEngine::GetStats() const {
   absl::MutexLock lock(&mu_);
+  uint64_t kv_cache_bytes = 0;
+  for (const std::unique_ptr<Request>& request : running_) {
+    const uint64_t blocks = (request->kv_tokens() + kKvBlockTokens - 1) / kKvBlockTokens;
+    kv_cache_bytes += blocks * kKvBlockTokens * request->shape.KvBytesPerToken();
+  }
   return Stats{static_cast<uint32_t>(running_.size()), static_cast<uint32_t>(waiting_.size()),
-               prompt_tokens_total_, generation_tokens_total_};
+               prompt_tokens_total_, generation_tokens_total_, kv_cache_bytes};
 }
 
 bool SimEngine::HasWorkLocked() const {

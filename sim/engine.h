@@ -86,13 +86,17 @@ class SimEngine {
                    std::function<void(absl::StatusOr<v1::EmbedResponse>)> on_done);
 
   // Snapshot for metrics and tests. prompt_tokens_total counts prefilled tokens of generate and
-  // embed requests; generation_tokens_total counts emitted tokens.
+  // embed requests; generation_tokens_total counts emitted tokens. kv_cache_bytes is the KV cache
+  // held by running requests: (prompt + emitted) tokens rounded up to whole kKvBlockTokens blocks,
+  // times the model's bytes per token.
   struct Stats {
     uint32_t running;
     uint32_t waiting;
     uint64_t prompt_tokens_total;
     uint64_t generation_tokens_total;
+    uint64_t kv_cache_bytes = 0;
   };
+  static constexpr uint64_t kKvBlockTokens = 16;
   Stats GetStats() const;
 
   // True on the engine's own thread (where time-scaled callbacks run). An engine cannot be

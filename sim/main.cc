@@ -1,14 +1,17 @@
 // tollgate-sim: a simulated model server speaking tollgate.v1.Inference.
 //
 //   tollgate-sim --address=127.0.0.1:0 --gpu=h100-80gb --time_scale=0.1
+//   tollgate-sim --address=127.0.0.1:0 --http_address=127.0.0.1:0 --fault_429_rate=0.1
 //
-// Prints `tollgate-sim listening on HOST:PORT` once serving; SIGINT or SIGTERM shut it down
-// (exit 0). Invalid flag values exit 2.
+// Prints `tollgate-sim listening on HOST:PORT` once serving gRPC and, with --http_address, a second
+// line `tollgate-sim http listening on HOST:PORT` for the OpenAI/Anthropic-compatible HTTP API
+// (sim/http_api.h); SIGINT or SIGTERM shut it down (exit 0). Invalid flag values exit 2.
 #include <pthread.h>
 
 #include <csignal>
 #include <cstdint>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,7 +23,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "proxy/http/server/http_server.h"
 #include "sim/engine.h"
+#include "sim/http_api.h"
 #include "sim/presets.h"
 #include "sim/server.h"
 
@@ -30,6 +35,18 @@ ABSL_FLAG(uint32_t, gpu_count, 1, "GPUs serving the model (tensor parallel)");
 ABSL_FLAG(double, time_scale, 1.0, "multiplies every simulated delay; 0 answers instantly");
 ABSL_FLAG(double, mfu, 0.5, "model FLOPs utilisation during prefill, in (0, 1]");
 ABSL_FLAG(uint32_t, max_running_requests, 256, "requests decoded together in one batch");
+ABSL_FLAG(std::string, http_address, "",
+          "host:port of the OpenAI/Anthropic-compatible HTTP API; empty = no HTTP listener");
+ABSL_FLAG(int32_t, http_threads, 2, "io threads of the HTTP listener");
+ABSL_FLAG(std::string, served_model_name, "llama-3-8b",
+          "model listed by /v1/models and labelled in /metrics");
+ABSL_FLAG(double, fault_429_rate, 0, "share of HTTP API requests answered 429, in [0, 1]");
+ABSL_FLAG(double, fault_500_rate, 0, "share of HTTP API requests answered 500, in [0, 1]");
+ABSL_FLAG(double, fault_503_rate, 0, "share of HTTP API requests answered 503, in [0, 1]");
+ABSL_FLAG(int32_t, fault_reset_after_tokens, -1,
+          "reset HTTP connections after this many tokens; -1 = never");
+ABSL_FLAG(int32_t, fault_first_byte_delay_ms, 0, "delay before HTTP response headers, in ms");
+ABSL_FLAG(bool, fault_omit_usage, false, "leave usage out of HTTP responses and streams");
 
 namespace tollgate::sim {
 namespace {
@@ -55,6 +72,33 @@ absl::StatusOr<EngineOptions> OptionsFromFlags() {
   }
   if (options.max_running_requests < 1) {
     return absl::InvalidArgumentError("--max_running_requests must be at least 1");
+  }
+  return options;
+}
+
+absl::StatusOr<HttpApiOptions> HttpOptionsFromFlags(const EngineOptions& engine) {
+  HttpApiOptions options;
+  options.served_model_name = absl::GetFlag(FLAGS_served_model_name);
+  options.gpu = engine.gpu;
+  options.gpu_count = engine.gpu_count;
+  FaultDefaults& faults = options.faults;
+  faults.rate_429 = absl::GetFlag(FLAGS_fault_429_rate);
+  faults.rate_500 = absl::GetFlag(FLAGS_fault_500_rate);
+  faults.rate_503 = absl::GetFlag(FLAGS_fault_503_rate);
+  for (double rate : {faults.rate_429, faults.rate_500, faults.rate_503}) {
+    if (!(rate >= 0 && rate <= 1)) {
+      return absl::InvalidArgumentError("--fault_*_rate must be in [0, 1]");
+    }
+  }
+  if (const int32_t tokens = absl::GetFlag(FLAGS_fault_reset_after_tokens); tokens >= 0) {
+    faults.reset_after_tokens = static_cast<uint32_t>(tokens);
+  }
+  const int32_t delay_ms = absl::GetFlag(FLAGS_fault_first_byte_delay_ms);
+  if (delay_ms < 0) return absl::InvalidArgumentError("--fault_first_byte_delay_ms must be >= 0");
+  faults.first_byte_delay = absl::Milliseconds(delay_ms);
+  faults.omit_usage = absl::GetFlag(FLAGS_fault_omit_usage);
+  if (absl::GetFlag(FLAGS_http_threads) < 1) {
+    return absl::InvalidArgumentError("--http_threads must be at least 1");
   }
   return options;
 }
@@ -87,8 +131,15 @@ int Run(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  absl::StatusOr<HttpApiOptions> http_options = HttpOptionsFromFlags(*options);
+  if (!http_options.ok()) {
+    std::cerr << "tollgate-sim: " << http_options.status().message() << "\n";
+    return kExitBadFlags;
+  }
+
   SimEngine engine(*std::move(options));
   SimService service(&engine);
+  SimHttpApi http_api(&engine, *std::move(http_options));
   const std::string address = absl::GetFlag(FLAGS_address);
   absl::StatusOr<SimServer> server = StartSimServer(address, &service);
   if (!server.ok()) {
@@ -96,9 +147,28 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::cout << "tollgate-sim listening on " << HostOf(address) << ":" << server->port << std::endl;
+  std::unique_ptr<http::HttpServer> http_server;
+  if (const std::string http_address = absl::GetFlag(FLAGS_http_address); !http_address.empty()) {
+    http::ServerOptions http_server_options;
+    http_server_options.address = http_address;
+    http_server_options.threads = absl::GetFlag(FLAGS_http_threads);
+    http_server_options.error_body = &SimHttpApi::ServerErrorBody;
+    absl::StatusOr<std::unique_ptr<http::HttpServer>> started =
+        http::HttpServer::Start(std::move(http_server_options), http_api.Handler());
+    if (!started.ok()) {
+      std::cerr << "tollgate-sim: " << started.status().message() << "\n";
+      server->server->Shutdown(absl::ToChronoTime(absl::Now()));
+      server->server->Wait();
+      return 1;
+    }
+    http_server = *std::move(started);
+    std::cout << "tollgate-sim http listening on " << HostOf(http_address) << ":"
+              << http_server->port() << std::endl;
+  }
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
+  if (http_server != nullptr) http_server->Shutdown(kShutdownGrace);
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + kShutdownGrace));
   server->server->Wait();
   return 0;

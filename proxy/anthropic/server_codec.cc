@@ -151,13 +151,13 @@ std::string MessageJson(const v1::GenerateResponse& response, std::string_view i
   return json.Take();
 }
 
-std::string MessageStartEvent(const v1::Usage& usage, std::string_view id, std::string_view model) {
+std::string MessageStartEvent(const v1::Usage* usage, std::string_view id, std::string_view model) {
   JsonWriter json;
   json.StartObject().Key("type").String("message_start").Key("message").StartObject();
   WriteMessageHead(json, id, model);
   json.Key("content").StartArray().EndArray();
   json.Key("stop_reason").Null().Key("stop_sequence").Null();
-  WriteUsage(json, usage, 0);
+  if (usage != nullptr) WriteUsage(json, *usage, 0);
   json.EndObject().EndObject();
   return Event("message_start", json.Take());
 }
@@ -184,14 +184,16 @@ std::string ContentBlockStopEvent() {
   return Event("content_block_stop", R"({"type":"content_block_stop","index":0})");
 }
 
-std::string MessageDeltaEvent(v1::FinishReason finish, uint64_t output_tokens) {
+std::string MessageDeltaEvent(v1::FinishReason finish, std::optional<uint64_t> output_tokens) {
   JsonWriter json;
   json.StartObject().Key("type").String("message_delta");
   json.Key("delta").StartObject();
   json.Key("stop_reason").StringOrNull(StopReasonName(finish));
   json.Key("stop_sequence").Null();
   json.EndObject();
-  json.Key("usage").StartObject().Key("output_tokens").Uint(output_tokens).EndObject();
+  if (output_tokens.has_value()) {
+    json.Key("usage").StartObject().Key("output_tokens").Uint(*output_tokens).EndObject();
+  }
   json.EndObject();
   return Event("message_delta", json.Take());
 }

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,14 +45,14 @@ std::string MessageJson(const v1::GenerateResponse& response, std::string_view i
 
 // Stream events, each a whole SSE event "event: <type>\ndata: <json>\n\n".
 // message_start: the message with empty content, and usage with the prompt counts (split as in
-// MessageJson) and output_tokens 0.
-std::string MessageStartEvent(const v1::Usage& usage, std::string_view id, std::string_view model);
+// MessageJson) and output_tokens 0; no usage when `usage` is null.
+std::string MessageStartEvent(const v1::Usage* usage, std::string_view id, std::string_view model);
 std::string ContentBlockStartEvent();  // index 0, an empty text block
 std::string PingEvent();
 std::string ContentBlockDeltaEvent(std::string_view text);  // a text_delta for block 0
 std::string ContentBlockStopEvent();
-// message_delta with the stop reason and usage.output_tokens (cumulative).
-std::string MessageDeltaEvent(v1::FinishReason finish, uint64_t output_tokens);
+// message_delta with the stop reason and usage.output_tokens (cumulative; no usage when unset).
+std::string MessageDeltaEvent(v1::FinishReason finish, std::optional<uint64_t> output_tokens);
 std::string MessageStopEvent();
 // An "error" event carrying ErrorJson(status), for errors after the stream started.
 std::string ErrorEvent(const absl::Status& status);

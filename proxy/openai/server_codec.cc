@@ -331,10 +331,12 @@ std::string EmbeddingsJson(const v1::EmbedResponse& r, std::string_view model, c
   }
   json.EndArray();
   json.Key("model").String(model);
-  json.Key("usage").StartObject();
-  json.Key("prompt_tokens").Uint(r.usage().input_tokens());
-  json.Key("total_tokens").Uint(r.usage().input_tokens());
-  json.EndObject();
+  if (r.has_usage()) {
+    json.Key("usage").StartObject();
+    json.Key("prompt_tokens").Uint(r.usage().input_tokens());
+    json.Key("total_tokens").Uint(r.usage().input_tokens());
+    json.EndObject();
+  }
   WriteCost(json, cost);
   json.EndObject();
   return json.Take();

@@ -134,7 +134,7 @@ TEST(AnthropicServerCodec, EncodesAMessageWithInputTokensExcludingCacheReadsAndW
 }
 
 TEST(AnthropicServerCodec, EncodesTheStreamEventSequence) {
-  http::testing::SseEvent start = OnlyEvent(MessageStartEvent(Answer().usage(), "msg_1", "c"));
+  http::testing::SseEvent start = OnlyEvent(MessageStartEvent(&Answer().usage(), "msg_1", "c"));
   EXPECT_EQ(start.event, "message_start");
   rapidjson::Document start_doc = Json(start.data);
   EXPECT_STREQ(start_doc["type"].GetString(), "message_start");
@@ -162,6 +162,12 @@ TEST(AnthropicServerCodec, EncodesTheStreamEventSequence) {
   EXPECT_STREQ(message_delta_doc["delta"]["stop_reason"].GetString(), "max_tokens");
   EXPECT_EQ(message_delta_doc["usage"]["output_tokens"].GetInt(), 42);
   EXPECT_EQ(OnlyEvent(MessageStopEvent()).event, "message_stop");
+
+  // Without usage (a backend that reports none).
+  EXPECT_FALSE(
+      Json(OnlyEvent(MessageStartEvent(nullptr, "m", "c")).data)["message"].HasMember("usage"));
+  EXPECT_FALSE(Json(OnlyEvent(MessageDeltaEvent(v1::FINISH_REASON_STOP, std::nullopt)).data)
+                   .HasMember("usage"));
 }
 
 TEST(AnthropicServerCodec, EncodesErrorsInAnthropicsShape) {
