@@ -301,4 +301,15 @@ std::string Chunk(absl::string_view data) {
   return absl::StrCat(size, data, "\r\n");
 }
 
+void WriteEventStream(FakeConnection& connection, absl::string_view sse, size_t tcp_piece_bytes) {
+  std::string wire = ChunkedHead(200, "text/event-stream; charset=utf-8");
+  for (size_t i = 0; i < sse.size(); i += 13) absl::StrAppend(&wire, Chunk(sse.substr(i, 13)));
+  absl::StrAppend(&wire, kLastChunk);
+  if (tcp_piece_bytes == 0) {
+    connection.Write(wire);
+  } else {
+    connection.WriteInPieces(wire, tcp_piece_bytes);
+  }
+}
+
 }  // namespace tollgate::testing

@@ -95,5 +95,10 @@ std::string HttpResponse(
 std::string ChunkedHead(int status, absl::string_view content_type);
 std::string Chunk(absl::string_view data);
 inline constexpr absl::string_view kLastChunk = "0\r\n\r\n";
+// Writes a whole 200 text/event-stream response carrying `sse`, in HTTP chunks of 13 bytes sent
+// in TCP writes of `tcp_piece_bytes` (0: all at once), so that chunk headers, CRLFs, events and
+// UTF-8 sequences are split everywhere.
+void WriteEventStream(FakeConnection& connection, absl::string_view sse,
+                      size_t tcp_piece_bytes = 7);
 
 }  // namespace tollgate::testing
