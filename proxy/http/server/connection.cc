@@ -90,7 +90,13 @@ void Connection::PostOnClientGone(uint64_t seq, std::function<void()> callback) 
 
 void Connection::PostAbort(uint64_t seq) {
   Post([self = shared_from_this(), seq] {
-    if (self->IsCurrent(seq) && self->phase_ >= Phase::kHandling) self->Close(CloseKind::kAbort);
+    if (!self->IsCurrent(seq) || self->phase_ < Phase::kHandling) return;
+    // What was written before the abort goes out first; nothing written after it does.
+    if (self->writing_.empty()) {
+      self->Close(CloseKind::kAbort);
+    } else {
+      self->abort_after_writes_ = true;
+    }
   });
 }
 
@@ -317,6 +323,14 @@ void Connection::OnWritten(error_code ec) {
   if (phase_ == Phase::kClosed) return;
   if (ec) {
     Close(CloseKind::kClientGone);
+    return;
+  }
+  if (abort_after_writes_) {
+    if (queued_.empty()) {
+      Close(CloseKind::kAbort);
+    } else {
+      FlushWrites();
+    }
     return;
   }
   if (peer_closed_) {

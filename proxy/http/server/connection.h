@@ -69,7 +69,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   template <typename Fn>
   void Post(Fn fn);
-  bool IsCurrent(uint64_t seq) const { return seq == seq_ && phase_ != Phase::kClosed; }
+  bool IsCurrent(uint64_t seq) const {
+    return seq == seq_ && phase_ != Phase::kClosed && !abort_after_writes_;
+  }
 
   void ReadRequest();
   void OnHeader(boost::system::error_code ec);
@@ -125,6 +127,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::string> writing_;  // the batch being written
   bool watching_ = false;
   bool peer_closed_ = false;  // the watch read saw the client close while a write was in flight
+  bool abort_after_writes_ = false;  // Abort arrived while a write was in flight
   bool read_after_watch_ = false;
   std::string discard_;  // lingering close: where unread bytes go
   size_t discarded_ = 0;
