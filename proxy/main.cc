@@ -47,8 +47,10 @@ int Run(const std::string& path) {
     return 1;
   }
   const std::string host = "127.0.0.1";
-  std::printf("tollgate listening grpc=%s:%d metrics=%s:%d\n", host.c_str(), (*server)->grpc_port(),
+  std::printf("tollgate listening grpc=%s:%d metrics=%s:%d", host.c_str(), (*server)->grpc_port(),
               host.c_str(), (*server)->metrics_port());
+  if ((*server)->http_port() != 0) std::printf(" http=%s:%d", host.c_str(), (*server)->http_port());
+  std::printf("\n");
   std::fflush(stdout);
   tollgate::Log("serving ", path, " (grpc port ", (*server)->grpc_port(), ", metrics port ",
                 (*server)->metrics_port(), ")");

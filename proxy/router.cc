@@ -1,7 +1,9 @@
 #include "proxy/router.h"
 
 #include "absl/strings/str_cat.h"
+#include "proxy/backends/anthropic/anthropic_backend.h"
 #include "proxy/backends/grpc/grpc_backend.h"
+#include "proxy/backends/openai/openai_backend.h"
 #include "proxy/backends/sim/sim_backend.h"
 #include "proxy/common/status_macros.h"
 
@@ -54,8 +56,9 @@ absl::StatusOr<std::unique_ptr<Backend>> NewBackend(
     case BackendKind::kGrpc:
       return NewGrpcBackend(b.name, b.address, b.timeout);
     case BackendKind::kOpenAi:
+      return NewOpenAiBackend(b);
     case BackendKind::kAnthropic:
-      return absl::UnimplementedError("HTTP backends are not built yet");
+      return NewAnthropicBackend(b);
   }
   return absl::InternalError("unhandled backend kind");
 }

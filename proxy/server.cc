@@ -59,10 +59,29 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
     return absl::UnavailableError(absl::StrCat(
         "listeners.grpc_address \"", config->listeners.grpc_address, "\": cannot listen"));
   }
+  if (!config->listeners.http_address.empty()) {
+    s->http_ingress_ = std::make_unique<HttpIngress>(s->pipeline_.get(), &s->snapshots_);
+    http::ServerOptions options;
+    options.address = config->listeners.http_address;
+    options.max_body_bytes = config->listeners.max_request_body_bytes;
+    options.error_body = &HttpIngress::ErrorBody;
+    HttpIngress* ingress = s->http_ingress_.get();
+    absl::StatusOr<std::unique_ptr<http::HttpServer>> http_server = http::HttpServer::Start(
+        std::move(options),
+        [ingress](http::Request request, std::shared_ptr<http::ResponseWriter> writer) {
+          ingress->Handle(std::move(request), std::move(writer));
+        });
+    if (!http_server.ok()) {
+      return absl::Status(http_server.status().code(),
+                          absl::StrCat("listeners.http_address: ", http_server.status().message()));
+    }
+    s->http_server_ = *std::move(http_server);
+  }
   return s;
 }
 
 ProxyServer::~ProxyServer() {
+  if (http_server_ != nullptr) http_server_->Shutdown(absl::ZeroDuration());
   if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
 }
 
@@ -87,6 +106,7 @@ absl::Status ProxyServer::Reload() {
 }
 
 void ProxyServer::Shutdown(absl::Duration drain) {
+  if (http_server_ != nullptr) http_server_->Shutdown(drain);
   if (server_ == nullptr) return;
   server_->GetHealthCheckService()->Shutdown();  // NOT_SERVING, so load balancers move away
   server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));

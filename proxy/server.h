@@ -18,7 +18,9 @@
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "proxy/http/server/http_server.h"
 #include "proxy/ingress/grpc_ingress.h"
+#include "proxy/ingress/http_ingress.h"
 #include "proxy/pipeline.h"
 
 namespace tollgate {
@@ -30,6 +32,7 @@ class ProxyServer {
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
+  int http_port() const { return http_server_ != nullptr ? http_server_->port() : 0; }  // 0: off
   std::shared_ptr<const Config> config() const { return snapshots_.Get()->config; }
 
   // Re-reads the config file. On any error the running config stays in force and the error is
@@ -53,6 +56,8 @@ class ProxyServer {
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpIngress> http_ingress_;
+  std::unique_ptr<http::HttpServer> http_server_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
 };

@@ -14,9 +14,12 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 extern char** environ;
@@ -104,6 +107,71 @@ std::string FieldAfter(const std::string& line, const std::string& key) {
   if (at == std::string::npos) return "";
   const size_t start = at + needle.size();
   return line.substr(start, line.find(' ', start) - start);
+}
+
+absl::StatusOr<HttpResponse> HttpCall(const std::string& address, const std::string& method,
+                                      const std::string& path,
+                                      const std::map<std::string, std::string>& headers,
+                                      const std::string& body) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
+    return absl::InvalidArgumentError("bad address " + address);
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return absl::UnavailableError("cannot connect to " + address);
+  }
+  std::string request = absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: ", address, "\r\n");
+  for (const auto& [name, value] : headers) absl::StrAppend(&request, name, ": ", value, "\r\n");
+  if (!body.empty() || method == "POST") {
+    absl::StrAppend(&request, "Content-Length: ", body.size(), "\r\n");
+  }
+  absl::StrAppend(&request, "\r\n", body);
+  size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = write(fd, request.data() + sent, request.size() - sent);
+    if (n <= 0) break;  // the server may answer (413) before reading everything
+    sent += n;
+  }
+  std::string raw;
+  char chunk[65536];
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof(chunk))) > 0) raw.append(chunk, n);
+  close(fd);
+  const size_t end = raw.find("\r\n\r\n");
+  if (raw.rfind("HTTP/1.", 0) != 0 || end == std::string::npos) {
+    return absl::UnavailableError("malformed HTTP response: " + raw.substr(0, 200));
+  }
+  HttpResponse response;
+  std::vector<std::string> lines = absl::StrSplit(raw.substr(0, end), "\r\n");
+  if (lines.empty() || !absl::SimpleAtoi(lines[0].substr(9, 3), &response.status)) {
+    return absl::UnavailableError("malformed status line");
+  }
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const size_t sep = lines[i].find(':');
+    if (sep == std::string::npos) continue;
+    response.headers[absl::AsciiStrToLower(lines[i].substr(0, sep))] =
+        std::string(absl::StripAsciiWhitespace(lines[i].substr(sep + 1)));
+  }
+  response.body = raw.substr(end + 4);
+  return response;
+}
+
+std::vector<std::string> SseData(const std::string& body) {
+  std::vector<std::string> data;
+  for (absl::string_view line : absl::StrSplit(body, '\n')) {
+    line = absl::StripTrailingAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, "data:")) {
+      data.emplace_back(absl::StripLeadingAsciiWhitespace(line));
+    }
+  }
+  return data;
 }
 
 absl::StatusOr<std::string> HttpGet(const std::string& address, const std::string& path) {

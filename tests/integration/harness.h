@@ -41,6 +41,20 @@ std::string FieldAfter(const std::string& line, const std::string& key);
 // GET http://address/path over a plain socket; returns the body.
 absl::StatusOr<std::string> HttpGet(const std::string& address, const std::string& path);
 
+// One HTTP/1.0 exchange (the body ends when the server closes the connection).
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+};
+absl::StatusOr<HttpResponse> HttpCall(const std::string& address, const std::string& method,
+                                      const std::string& path,
+                                      const std::map<std::string, std::string>& headers,
+                                      const std::string& body);
+
+// The `data:` payloads of a server-sent event stream, in order.
+std::vector<std::string> SseData(const std::string& body);
+
 // Samples from the Prometheus text format: "name{labels}" → value, labels sorted as exposed.
 std::map<std::string, double> ParseMetrics(const std::string& text);
 
