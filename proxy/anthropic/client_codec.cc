@@ -1,5 +1,6 @@
 #include "proxy/anthropic/client_codec.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -70,12 +71,15 @@ absl::StatusOr<StreamEvent> ParseError(const rapidjson::Value& document) {
 }  // namespace
 
 void RawUsage::MergeFrom(const RawUsage& later) {
-  if (later.input_tokens) input_tokens = later.input_tokens;
-  if (later.output_tokens) output_tokens = later.output_tokens;
-  if (later.cache_read_input_tokens) cache_read_input_tokens = later.cache_read_input_tokens;
-  if (later.cache_creation_input_tokens) {
-    cache_creation_input_tokens = later.cache_creation_input_tokens;
-  }
+  // Counts only grow: a later event that repeats a field with a smaller value (some compatible
+  // servers send 0 for what they no longer track) does not undo an earlier report.
+  auto merge = [](std::optional<uint64_t>& mine, const std::optional<uint64_t>& theirs) {
+    if (theirs.has_value()) mine = std::max(mine.value_or(0), *theirs);
+  };
+  merge(input_tokens, later.input_tokens);
+  merge(output_tokens, later.output_tokens);
+  merge(cache_read_input_tokens, later.cache_read_input_tokens);
+  merge(cache_creation_input_tokens, later.cache_creation_input_tokens);
 }
 
 v1::Usage NormaliseUsage(const RawUsage& usage) {

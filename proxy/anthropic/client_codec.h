@@ -44,7 +44,8 @@ struct RawUsage {
   std::optional<uint64_t> cache_read_input_tokens;
   std::optional<uint64_t> cache_creation_input_tokens;
 
-  // Fields `later` carries replace ours (message_delta's counts are cumulative).
+  // Takes the fields `later` carries (message_delta's counts are cumulative); a count never
+  // decreases.
   void MergeFrom(const RawUsage& later);
 };
 v1::Usage NormaliseUsage(const RawUsage& usage);  // source REPORTED

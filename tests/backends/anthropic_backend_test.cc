@@ -19,6 +19,7 @@ using ::tollgate::testing::FakeConnection;
 using ::tollgate::testing::FakeHttpServer;
 using ::tollgate::testing::HttpBackendConfig;
 using ::tollgate::testing::HttpResponse;
+using ::tollgate::testing::Payload;
 using ::tollgate::testing::ReceivedRequest;
 using ::tollgate::testing::RecordingObserver;
 using ::tollgate::testing::SseFrame;
@@ -66,12 +67,6 @@ std::string GoodStream(const std::string& stop_reason = "end_turn") {
                                R"(","stop_sequence":null},"usage":{"output_tokens":15}})"),
                   "message_delta") +
          SseFrame(R"({"type":"message_stop"})", "message_stop");
-}
-
-absl::optional<std::string> Payload(const absl::Status& status, absl::string_view url) {
-  auto payload = status.GetPayload(url);
-  if (!payload.has_value()) return absl::nullopt;
-  return std::string(*payload);
 }
 
 TEST(AnthropicBackend, StreamsTextAndReportsInputEarlyAndUsageLast) {

@@ -4,18 +4,14 @@
 #include "gtest/gtest.h"
 #include "proxy/anthropic/client_codec.h"
 #include "rapidjson/document.h"
+#include "tests/backends/recording_observer.h"
 
 namespace tollgate::anthropic {
 namespace {
 
 using ::testing::HasSubstr;
 
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document document;
-  document.Parse(text.c_str(), text.size());
-  EXPECT_FALSE(document.HasParseError()) << text;
-  return document;
-}
+rapidjson::Document Json(const std::string& text) { return testing::ParseJson(text); }
 
 v1::GenerateRequest ChatRequest() {
   v1::GenerateRequest request;
@@ -125,6 +121,18 @@ TEST(AnthropicClientCodec, CountsCacheReadsInsideTheInputAsCached) {
   EXPECT_EQ(usage.input_tokens(), 100050u);
   EXPECT_EQ(usage.cached_input_tokens(), 100000u);
   EXPECT_EQ(usage.cache_write_input_tokens(), 0u);
+}
+
+TEST(AnthropicClientCodec, ACountNeverDecreasesWhenALaterEventRepeatsIt) {
+  RawUsage usage{.input_tokens = 25, .output_tokens = 1, .cache_read_input_tokens = 100,
+                 .cache_creation_input_tokens = std::nullopt};
+  usage.MergeFrom(RawUsage{.input_tokens = 0, .output_tokens = 15,
+                           .cache_read_input_tokens = std::nullopt,
+                           .cache_creation_input_tokens = 3});
+  EXPECT_EQ(usage.input_tokens, 25u);
+  EXPECT_EQ(usage.output_tokens, 15u);
+  EXPECT_EQ(usage.cache_read_input_tokens, 100u);
+  EXPECT_EQ(usage.cache_creation_input_tokens, 3u);
 }
 
 TEST(AnthropicClientCodec, MapsStopReasons) {

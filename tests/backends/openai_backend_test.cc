@@ -23,6 +23,7 @@ using ::tollgate::testing::HttpBackendConfig;
 using ::tollgate::testing::HttpResponse;
 using ::tollgate::testing::kLastChunk;
 using ::tollgate::testing::kWait;
+using ::tollgate::testing::Payload;
 using ::tollgate::testing::ReceivedRequest;
 using ::tollgate::testing::RecordingObserver;
 using ::tollgate::testing::SseFrame;
@@ -67,12 +68,6 @@ void ExpectUsage(const v1::GenerateResponse& message) {
   EXPECT_EQ(message.usage().output_tokens(), 2u);
   EXPECT_EQ(message.usage().reasoning_tokens(), 1u);
   EXPECT_EQ(message.usage().source(), v1::USAGE_SOURCE_REPORTED);
-}
-
-absl::optional<std::string> Payload(const absl::Status& status, absl::string_view url) {
-  auto payload = status.GetPayload(url);
-  if (!payload.has_value()) return absl::nullopt;
-  return std::string(*payload);
 }
 
 TEST(OpenAiBackend, StreamsTextDeltasAndEndsWithFinishReasonAndUsage) {

@@ -4,18 +4,14 @@
 #include "gtest/gtest.h"
 #include "proxy/openai/client_codec.h"
 #include "rapidjson/document.h"
+#include "tests/backends/recording_observer.h"
 
 namespace tollgate::openai {
 namespace {
 
 using ::testing::HasSubstr;
 
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document document;
-  document.Parse(text.c_str(), text.size());
-  EXPECT_FALSE(document.HasParseError()) << text;
-  return document;
-}
+rapidjson::Document Json(const std::string& text) { return testing::ParseJson(text); }
 
 v1::GenerateRequest ChatRequest() {
   v1::GenerateRequest request;

@@ -1,5 +1,6 @@
 // Test doubles for the HTTP backend tests: an observer that records a generation, a callback
-// that records an embedding answer, and a BackendConfig pointing at a fake server.
+// that records an embedding answer, a BackendConfig pointing at a fake server, and small helpers
+// for payloads, JSON and SSE frames.
 //
 // Thread safety: the recorders are filled from the HTTP client's threads and read by the test
 // thread; every wait is bounded.
@@ -14,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "proxy/backends/backend.h"
 #include "proxy/config/config.h"
+#include "rapidjson/document.h"
 
 namespace tollgate::testing {
 
@@ -100,6 +102,21 @@ inline BackendConfig HttpBackendConfig(BackendKind kind, uint16_t port) {
   config.api_key = "sk-test-key";
   config.max_connections = 4;
   return config;
+}
+
+// The payload `url` of `status` as a string, if present.
+inline absl::optional<std::string> Payload(const absl::Status& status, absl::string_view url) {
+  absl::optional<absl::Cord> payload = status.GetPayload(url);
+  if (!payload.has_value()) return absl::nullopt;
+  return std::string(*payload);
+}
+
+// `text` parsed; the test fails on a parse error.
+inline rapidjson::Document ParseJson(const std::string& text) {
+  rapidjson::Document document;
+  document.Parse(text.c_str(), text.size());
+  EXPECT_FALSE(document.HasParseError()) << text;
+  return document;
 }
 
 // One server-sent event carrying `data` (and `event` when given).

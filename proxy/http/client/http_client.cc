@@ -3,31 +3,17 @@
 // of that state needs a lock; only the counters read by tests are atomic.
 #include "proxy/http/client/http_client.h"
 
-#include <sys/socket.h>
-
-#include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <chrono>
-#include <deque>
-#include <exception>
 #include <optional>
-#include <thread>
-#include <variant>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "boost/asio/ip/address.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
-#include "boost/asio/ssl.hpp"
 #include "boost/asio/steady_timer.hpp"
-#include "boost/asio/strand.hpp"
-#include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
-#include "boost/beast/ssl.hpp"
 #include "openssl/err.h"
-#include "proxy/common/log.h"
+#include "proxy/http/client/connection_pool.h"
 
 namespace tollgate::http {
 namespace {
@@ -37,142 +23,26 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
-using Strand = asio::strand<asio::io_context::executor_type>;
-using SteadyClock = std::chrono::steady_clock;
+using internal::Connection;
+using internal::ConnectionPool;
+using internal::ToSteady;
 
 constexpr size_t kReadChunkBytes = 16 << 10;
 
-// The process-wide I/O threads. Never destroyed: requests may end on any thread at any time, and
-// a client's last reference may be dropped on one of these threads.
-class IoThreads {
- public:
-  static asio::io_context& Context() {
-    static IoThreads* const threads = new IoThreads;
-    return threads->context_;
-  }
-
- private:
-  IoThreads() : guard_(asio::make_work_guard(context_)) {
-    const unsigned n = std::clamp(std::thread::hardware_concurrency() / 2, 1u, 4u);
-    for (unsigned i = 0; i < n; ++i) {
-      std::thread([this] {
-        for (;;) {
-          try {
-            context_.run();
-            return;
-          } catch (const std::exception& e) {  // a handler threw; keep the thread serving
-            Log("http client: I/O thread caught an exception: ", e.what());
-          }
-        }
-      }).detach();
-    }
-  }
-
-  asio::io_context context_;
-  asio::executor_work_guard<asio::io_context::executor_type> guard_;
-};
-
-SteadyClock::duration ToSteady(absl::Duration d) {
-  const absl::Duration capped = std::clamp(d, absl::ZeroDuration(), absl::Hours(24 * 365));
-  return std::chrono::duration_cast<SteadyClock::duration>(absl::ToChronoNanoseconds(capped));
-}
-
 absl::string_view ToStd(beast::string_view s) { return {s.data(), s.size()}; }
-
-bool IsIpLiteral(const std::string& host) {
-  boost::system::error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
 
 absl::Status WithPayload(absl::Status status, absl::string_view url, absl::string_view value) {
   status.SetPayload(url, absl::Cord(value));
   return status;
 }
 
-// One TCP or TLS connection and its read buffer (which survives between responses).
-struct Connection {
-  using Plain = beast::tcp_stream;
-  using Tls = beast::ssl_stream<beast::tcp_stream>;
-  std::variant<std::unique_ptr<Plain>, std::unique_ptr<Tls>> stream;
-  beast::flat_buffer buffer;
-  SteadyClock::time_point idle_since;
-
-  beast::tcp_stream& tcp() {
-    return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(*s); },
-                      stream);
-  }
-  void Close() {
-    beast::error_code ignored;
-    tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
-    tcp().close();
-  }
-  // An idle connection is usable when the server has neither closed it nor sent anything since
-  // the last response (a peek that would block).
-  bool LooksAlive() {
-    if (buffer.size() > 0 || !tcp().socket().is_open()) return false;
-    char byte;
-    const ssize_t n = ::recv(tcp().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-  }
-};
-
-class Exchange;
-
-// The pool and settings of one client. Lives as long as the client or any request of it.
-class ClientCore : public std::enable_shared_from_this<ClientCore> {
- public:
-  ClientCore(Origin origin, HttpClientOptions options, std::unique_ptr<ssl::context> tls)
-      : origin_(std::move(origin)),
-        options_(std::move(options)),
-        tls_(std::move(tls)),
-        strand_(asio::make_strand(IoThreads::Context())),
-        host_header_(HostHeader(origin_)),
-        sni_(!IsIpLiteral(origin_.host)) {}
-
-  const Origin& origin() const { return origin_; }
-  const HttpClientOptions& options() const { return options_; }
-  const std::string& host_header() const { return host_header_; }
-  Strand& strand() { return strand_; }
-  ssl::context* tls() const { return tls_.get(); }
-  bool sni() const { return sni_; }
-  int open_connections() const { return open_.load(std::memory_order_relaxed); }
-  int64_t connections_opened() const { return opened_.load(std::memory_order_relaxed); }
-
-  // The methods below run on the strand.
-  void Acquire(const std::shared_ptr<Exchange>& exchange);
-  void Release(std::unique_ptr<Connection> connection, bool reusable);
-  void Forget(const Exchange* exchange);
-  void Shutdown();
-
- private:
-  static std::string HostHeader(const Origin& o) {
-    const std::string host = o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host;
-    const bool default_port = o.port == (o.tls ? 443 : 80);
-    return default_port ? host : absl::StrCat(host, ":", o.port);
-  }
-  std::unique_ptr<Connection> NewConnection();
-  void CloseStaleIdle();
-
-  const Origin origin_;
-  const HttpClientOptions options_;
-  const std::unique_ptr<ssl::context> tls_;
-  Strand strand_;
-  const std::string host_header_;
-  const bool sni_;
-  std::atomic<int> open_{0};
-  std::atomic<int64_t> opened_{0};
-  // Strand-only state.
-  bool shut_down_ = false;
-  std::vector<std::unique_ptr<Connection>> idle_;  // most recently used last
-  std::deque<std::shared_ptr<Exchange>> waiting_;  // for a connection, oldest first
-};
-
 // One request/response. Owns itself (through the shared_ptrs its pending handlers hold) from Send
 // until OnComplete. All members are touched on the strand only.
-class Exchange final : public Cancellable, public std::enable_shared_from_this<Exchange> {
+class Exchange final : public Cancellable,
+                       public internal::PooledRequest,
+                       public std::enable_shared_from_this<Exchange> {
  public:
-  Exchange(std::shared_ptr<ClientCore> core, ClientRequest request,
+  Exchange(std::shared_ptr<ConnectionPool> core, ClientRequest request,
            std::shared_ptr<ResponseHandler> handler)
       : core_(std::move(core)),
         request_(std::move(request)),
@@ -190,8 +60,7 @@ class Exchange final : public Cancellable, public std::enable_shared_from_this<E
     });
   }
 
-  // Called by the pool with the connection this exchange runs on.
-  void Use(std::unique_ptr<Connection> connection, bool fresh) {
+  void Use(std::unique_ptr<Connection> connection, bool fresh) override {
     connection_ = std::move(connection);
     if (fresh) {
       Resolve();
@@ -288,7 +157,7 @@ class Exchange final : public Cancellable, public std::enable_shared_from_this<E
     if (tls == nullptr) return Write();
     Connection::Tls& stream = **tls;
     const std::string& host = core_->origin().host;
-    if (core_->sni() && !SSL_set_tlsext_host_name(stream.native_handle(), host.c_str())) {
+    if (core_->send_sni() && !SSL_set_tlsext_host_name(stream.native_handle(), host.c_str())) {
       return Fail(
           beast::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()),
           "cannot set TLS SNI for ");
@@ -421,7 +290,7 @@ class Exchange final : public Cancellable, public std::enable_shared_from_this<E
     handler->OnComplete(std::move(status));
   }
 
-  const std::shared_ptr<ClientCore> core_;
+  const std::shared_ptr<ConnectionPool> core_;
   ClientRequest request_;
   std::shared_ptr<ResponseHandler> handler_;
   asio::steady_timer deadline_timer_;
@@ -437,81 +306,9 @@ class Exchange final : public Cancellable, public std::enable_shared_from_this<E
   char chunk_[kReadChunkBytes];
 };
 
-std::unique_ptr<Connection> ClientCore::NewConnection() {
-  opened_.fetch_add(1, std::memory_order_relaxed);
-  auto connection = std::make_unique<Connection>();
-  if (tls_ != nullptr) {
-    connection->stream = std::make_unique<Connection::Tls>(strand_, *tls_);
-  } else {
-    connection->stream = std::make_unique<Connection::Plain>(strand_);
-  }
-  return connection;
-}
-
-void ClientCore::CloseStaleIdle() {
-  const SteadyClock::time_point oldest = SteadyClock::now() - ToSteady(options_.max_idle_time);
-  auto stale = std::remove_if(idle_.begin(), idle_.end(), [&](auto& c) {
-    return shut_down_ || c->idle_since < oldest || !c->LooksAlive();
-  });
-  for (auto it = stale; it != idle_.end(); ++it) {
-    (*it)->Close();
-    open_.fetch_sub(1, std::memory_order_relaxed);
-  }
-  idle_.erase(stale, idle_.end());
-}
-
-void ClientCore::Acquire(const std::shared_ptr<Exchange>& exchange) {
-  CloseStaleIdle();
-  if (!idle_.empty()) {
-    std::unique_ptr<Connection> connection = std::move(idle_.back());
-    idle_.pop_back();
-    exchange->Use(std::move(connection), /*fresh=*/false);
-  } else if (open_.load(std::memory_order_relaxed) < options_.max_connections) {
-    open_.fetch_add(1, std::memory_order_relaxed);
-    exchange->Use(NewConnection(), /*fresh=*/true);
-  } else {
-    waiting_.push_back(exchange);
-  }
-}
-
-void ClientCore::Release(std::unique_ptr<Connection> connection, bool reusable) {
-  if (reusable && !shut_down_) {
-    if (!waiting_.empty()) {
-      std::shared_ptr<Exchange> next = std::move(waiting_.front());
-      waiting_.pop_front();
-      next->Use(std::move(connection), /*fresh=*/false);
-      return;
-    }
-    connection->idle_since = SteadyClock::now();
-    idle_.push_back(std::move(connection));
-    return;
-  }
-  connection.reset();
-  open_.fetch_sub(1, std::memory_order_relaxed);
-  if (!waiting_.empty() && open_.load(std::memory_order_relaxed) < options_.max_connections) {
-    std::shared_ptr<Exchange> next = std::move(waiting_.front());
-    waiting_.pop_front();
-    open_.fetch_add(1, std::memory_order_relaxed);
-    next->Use(NewConnection(), /*fresh=*/true);
-  }
-}
-
-void ClientCore::Forget(const Exchange* exchange) {
-  auto it = std::find_if(waiting_.begin(), waiting_.end(),
-                         [&](const auto& waiting) { return waiting.get() == exchange; });
-  if (it != waiting_.end()) waiting_.erase(it);
-}
-
-void ClientCore::Shutdown() {
-  asio::post(strand_, [self = shared_from_this()] {
-    self->shut_down_ = true;
-    self->CloseStaleIdle();
-  });
-}
-
 class BeastHttpClient final : public HttpClient {
  public:
-  explicit BeastHttpClient(std::shared_ptr<ClientCore> core) : core_(std::move(core)) {}
+  explicit BeastHttpClient(std::shared_ptr<ConnectionPool> core) : core_(std::move(core)) {}
   ~BeastHttpClient() override { core_->Shutdown(); }
 
   std::shared_ptr<Cancellable> Send(ClientRequest request,
@@ -525,27 +322,8 @@ class BeastHttpClient final : public HttpClient {
   int64_t connections_opened() const override { return core_->connections_opened(); }
 
  private:
-  const std::shared_ptr<ClientCore> core_;
+  const std::shared_ptr<ConnectionPool> core_;
 };
-
-absl::StatusOr<std::unique_ptr<ssl::context>> NewTlsContext(const HttpClientOptions& options) {
-  try {
-    auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
-    context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                         ssl::context::no_tlsv1_1);
-    context->set_default_verify_paths();
-    beast::error_code ignored;  // a machine without the directory still has the defaults
-    context->add_verify_path("/etc/ssl/certs", ignored);
-    if (!options.extra_trusted_ca_pem.empty()) {
-      context->add_certificate_authority(asio::buffer(options.extra_trusted_ca_pem));
-    }
-    context->set_verify_mode(ssl::verify_peer);
-    return context;
-  } catch (const boost::system::system_error& e) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot set up TLS: ", e.what()));
-  }
-}
 
 }  // namespace
 
@@ -559,12 +337,12 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(const Origin& ori
   }
   std::unique_ptr<ssl::context> tls;
   if (origin.tls) {
-    absl::StatusOr<std::unique_ptr<ssl::context>> context = NewTlsContext(options);
+    absl::StatusOr<std::unique_ptr<ssl::context>> context = internal::NewTlsContext(options);
     if (!context.ok()) return context.status();
     tls = *std::move(context);
   }
   return std::make_unique<BeastHttpClient>(
-      std::make_shared<ClientCore>(origin, options, std::move(tls)));
+      std::make_shared<ConnectionPool>(origin, options, std::move(tls)));
 }
 
 }  // namespace tollgate::http
