@@ -234,7 +234,7 @@ absl::StatusOr<v1::EmbedResponse> ParseEmbeddings(absl::string_view body) {
   v1::EmbedResponse response;
   for (size_t i = 0; i < n; ++i) {
     v1::Embedding* embedding = response.add_embeddings();
-    embedding->mutable_values()->Reserve(by_index[i]->Size());
+    embedding->mutable_values()->Reserve(static_cast<int>(by_index[i]->Size()));
     for (const rapidjson::Value& value : by_index[i]->GetArray()) {
       if (!value.IsNumber()) {
         return MalformedJson(absl::StrCat("embedding ", i, ": a value is not a number"));

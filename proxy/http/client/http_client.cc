@@ -139,17 +139,18 @@ class Exchange final : public Cancellable,
     ArmPhaseTimer(core_->options().connect_timeout,
                   absl::StrCat("connecting to ", Where(), " timed out"));
     resolver_ = std::make_unique<tcp::resolver>(core_->strand());
-    resolver_->async_resolve(
-        core_->origin().host, std::to_string(core_->origin().port),
-        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
-          self->resolver_.reset();
-          if (ec || self->aborted()) return self->Fail(ec, "cannot resolve ");
-          self->connection_->tcp().async_connect(
-              results, [self](beast::error_code ec, const tcp::endpoint&) {
-                if (ec || self->aborted()) return self->Fail(ec, "cannot connect to ");
-                self->Handshake();
-              });
-        });
+    resolver_->async_resolve(core_->origin().host, std::to_string(core_->origin().port),
+                             [self = shared_from_this()](
+                                 beast::error_code ec, const tcp::resolver::results_type& results) {
+                               self->resolver_.reset();
+                               if (ec || self->aborted()) return self->Fail(ec, "cannot resolve ");
+                               self->connection_->tcp().async_connect(
+                                   results, [self](beast::error_code ec, const tcp::endpoint&) {
+                                     if (ec || self->aborted())
+                                       return self->Fail(ec, "cannot connect to ");
+                                     self->Handshake();
+                                   });
+                             });
   }
 
   void Handshake() {
