@@ -353,6 +353,20 @@ TEST(HttpServer, StreamsToAnHttp10ClientUntilTheConnectionCloses) {
   EXPECT_EQ(response->body, "abcd");
 }
 
+TEST(HttpServer, KeepsAnHttp10KeepAliveConnectionAndAnswersHeadWithoutABody) {
+  ServerHarness harness(Echo);
+  RawHttpClient client = harness.Connect();
+  ASSERT_TRUE(client.SendRaw("HEAD /h HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").ok());
+  absl::StatusOr<RawResponse> head = client.ReadHead();
+  ASSERT_TRUE(head.ok()) << head.status();
+  EXPECT_EQ(head->Header("connection"), "keep-alive");
+  EXPECT_EQ(head->Header("content-length"), "8");  // "HEAD /h "
+  ASSERT_TRUE(client.SendRaw("GET /next HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").ok());
+  absl::StatusOr<RawResponse> next = client.ReadResponse();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->body, "GET /next ");
+}
+
 TEST(HttpServer, DropsHeadersThatCouldSplitTheResponse) {
   ServerHarness harness([](Request, std::shared_ptr<ResponseWriter> writer) {
     writer->Send(200,

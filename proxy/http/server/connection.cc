@@ -211,6 +211,7 @@ void Connection::Dispatch() {
   request.body = std::move(message.body());
   keep_alive_ = message.keep_alive();
   http10_ = message.version() < 11;
+  head_request_ = message.method() == boost::beast::http::verb::head;
   parser_.reset();
 
   ++seq_;
@@ -237,8 +238,9 @@ void Connection::Send(uint64_t seq, int status, Headers headers, std::string bod
   ResponseFraming framing;
   if (!bodyless) framing.content_length = body.size();
   framing.close = close_after_response_;
+  framing.keep_alive = http10_;
   std::string bytes = ResponseHead(status, headers, framing);
-  if (!bodyless) bytes += body;
+  if (!bodyless && !head_request_) bytes += body;
   phase_ = Phase::kFinishing;
   Enqueue(std::move(bytes));
 }

@@ -117,6 +117,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool first_request_ = true;
   bool keep_alive_ = true;
   bool http10_ = false;
+  bool head_request_ = false;  // HEAD: the response has headers only
   bool close_after_response_ = false;
   bool draining_ = false;
   bool response_completed_ = false;

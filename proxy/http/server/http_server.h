@@ -17,8 +17,9 @@
 // handler drops its writer without answering. A request whose body is cut short by the client is
 // never handed to the handler.
 //
-// Thread safety: HttpServer's methods may be called from any thread, except that the destructor
-// must not run on an io thread (i.e. not inside a handler or a writer callback). Handlers run on an
+// Thread safety: HttpServer's methods may be called from any thread, except that Shutdown and the
+// destructor must not run on an io thread (not inside a handler or an OnClientGone callback):
+// they join the io threads. Handlers run on an
 // io thread and must not block; they may answer later from any thread through the writer.
 // Ownership: the handler is owned by the server. A writer may outlive the server; its calls then do
 // nothing.

@@ -49,7 +49,11 @@ std::string ResponseHead(int status, const Headers& headers, const ResponseFrami
     absl::StrAppend(&head, "Content-Length: ", *framing.content_length, "\r\n");
   }
   if (framing.chunked) head += "Transfer-Encoding: chunked\r\n";
-  if (framing.close) head += "Connection: close\r\n";
+  if (framing.close) {
+    head += "Connection: close\r\n";
+  } else if (framing.keep_alive) {
+    head += "Connection: keep-alive\r\n";
+  }
   head += "\r\n";
   return head;
 }

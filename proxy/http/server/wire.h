@@ -16,6 +16,7 @@ struct ResponseFraming {
   std::optional<size_t> content_length = std::nullopt;  // Content-Length when set
   bool chunked = false;                                 // Transfer-Encoding: chunked
   bool close = false;                                   // Connection: close
+  bool keep_alive = false;  // Connection: keep-alive (for HTTP/1.0 clients)
 };
 
 // "HTTP/1.1 <status> <reason>\r\n<headers>\r\n". Drops the handler's own framing headers
