@@ -34,6 +34,7 @@ std::string Fingerprint(const BackendConfig& b,
       absl::StrCat(static_cast<int>(b.kind), "|", b.address, "|", absl::FormatDuration(b.timeout),
                    "|", b.base_url.tls, "|", b.base_url.host, "|", b.base_url.port, "|",
                    b.base_url.path_prefix, "|", b.api_key, "|", b.max_connections);
+  for (const auto& [name, value] : b.headers) absl::StrAppend(&out, "|", name, "=", value);
   if (b.kind == BackendKind::kSim) {
     absl::StrAppend(&out, "|", b.sim.gpu, "|", b.sim.gpu_count, "|", b.sim.time_scale, "|",
                     b.sim.mfu, "|", b.sim.max_running_requests);

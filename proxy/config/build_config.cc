@@ -207,6 +207,18 @@ absl::Status BuildHttpBackend(const v1::Backend& source, const std::string& path
     backend->api_key = key;
   }
   if (source.max_connections() != 0) backend->max_connections = source.max_connections();
+  for (const auto& [name, value] : source.headers()) {
+    const std::string header_path = absl::StrCat(path, ".headers.", name);
+    const bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+      return absl::ascii_isalnum(c) || c == '-' || c == '_';
+    });
+    if (!token) return FieldError(header_path, "a header name is letters, digits, - and _");
+    if (std::any_of(value.begin(), value.end(), [](char c) { return c == '\r' || c == '\n'; })) {
+      return FieldError(header_path, "a header value cannot hold a line break");
+    }
+    backend->headers.emplace_back(absl::AsciiStrToLower(name), value);
+  }
+  std::sort(backend->headers.begin(), backend->headers.end());
   return absl::OkStatus();
 }
 
@@ -273,7 +285,8 @@ absl::StatusOr<BackendConfig> BuildBackend(const v1::Backend& source, const std:
     for (const auto& [field, set] :
          {std::pair<const char*, bool>{"base_url", !source.base_url().empty()},
           {"api_key_env", !source.api_key_env().empty()},
-          {"max_connections", source.max_connections() != 0}}) {
+          {"max_connections", source.max_connections() != 0},
+          {"headers", !source.headers().empty()}}) {
       if (set)
         return FieldError(absl::StrCat(path, ".", field),
                           "only valid for kinds openai and anthropic");

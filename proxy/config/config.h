@@ -93,6 +93,7 @@ struct BackendConfig {
   // empty when none is named.
   std::string api_key;
   uint32_t max_connections = 64;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, sorted
   RetryConfig retry;
   EjectionConfig ejection;
 };

@@ -46,7 +46,10 @@ void AllFieldPaths(const google::protobuf::Descriptor* descriptor, const std::st
     const google::protobuf::FieldDescriptor* field = descriptor->field(i);
     const std::string path = prefix.empty() ? field->name() : prefix + "." + field->name();
     paths->insert(path);
-    if (field->message_type() != nullptr) AllFieldPaths(field->message_type(), path, paths);
+    // A map's entries are free-form keys and values, not schema fields.
+    if (field->message_type() != nullptr && !field->is_map()) {
+      AllFieldPaths(field->message_type(), path, paths);
+    }
   }
 }
 

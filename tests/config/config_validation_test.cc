@@ -167,6 +167,25 @@ TEST(ConfigValidation, ApiKeyEnvMustNameASetVariable) {
   EXPECT_EQ((*config)->FindBackend("a")->api_key, "sk-test");
 }
 
+TEST(ConfigValidation, BackendHeadersAreCheckedAndLowerCased) {
+  absl::StatusOr<std::shared_ptr<const Config>> config = ParseConfigYaml(
+      "backends: [{name: a, kind: openai, base_url: \"http://h\", "
+      "headers: {OpenAI-Organization: org-1, x-b: \"2\"}}]");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const auto& headers = (*config)->FindBackend("a")->headers;
+  ASSERT_EQ(headers.size(), 2u);
+  EXPECT_EQ(headers[0].first, "openai-organization");
+  EXPECT_EQ(headers[0].second, "org-1");
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: openai, base_url: \"http://h\", "
+                         "headers: {\"bad header\": x}}]"),
+              StartsWith("backends[0].headers.bad header: a header name is"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: openai, base_url: \"http://h\", "
+                         "headers: {x-a: \"line\\nbreak\"}}]"),
+              StartsWith("backends[0].headers.x-a: a header value cannot hold a line break"));
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, headers: {x-a: b}}]"),
+              StartsWith("backends[0].headers: only valid for kinds openai and anthropic"));
+}
+
 TEST(ConfigValidation, RetryAndEjectionSettingsAreChecked) {
   EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, retry: {max_attempts: 11}}]"),
               StartsWith("backends[0].retry.max_attempts: must be 1 to 10"));

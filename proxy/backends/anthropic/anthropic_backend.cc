@@ -63,6 +63,7 @@ class AnthropicBackend final : public Backend {
       : name_(config.name),
         target_(absl::StrCat(config.base_url.path_prefix, "/v1/messages")),
         api_key_(config.api_key),
+        extra_headers_(config.headers),
         channel_(std::move(channel)) {}
 
   const std::string& name() const override { return name_; }
@@ -82,6 +83,7 @@ class AnthropicBackend final : public Backend {
                        {"accept", stream ? "text/event-stream" : "application/json"},
                        {"anthropic-version", anthropic::kApiVersion}};
     if (!api_key_.empty()) request.headers.emplace_back("x-api-key", api_key_);
+    request.headers.insert(request.headers.end(), extra_headers_.begin(), extra_headers_.end());
     request.body = *std::move(body);
     request.deadline = channel_->Deadline(call.deadline);
     return channel_->Generate(std::move(request), std::make_unique<AnthropicDecoder>(),
@@ -97,6 +99,7 @@ class AnthropicBackend final : public Backend {
   const std::string name_;
   const std::string target_;
   const std::string api_key_;
+  const std::vector<std::pair<std::string, std::string>> extra_headers_;  // from the config
   const std::shared_ptr<HttpBackendChannel> channel_;
 };
 

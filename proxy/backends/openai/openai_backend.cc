@@ -41,6 +41,7 @@ class OpenAiBackend final : public Backend {
       : name_(config.name),
         path_prefix_(config.base_url.path_prefix),
         api_key_(config.api_key),
+        extra_headers_(config.headers),
         channel_(std::move(channel)) {}
 
   const std::string& name() const override { return name_; }
@@ -77,6 +78,7 @@ class OpenAiBackend final : public Backend {
     request.target = absl::StrCat(path_prefix_, path);
     request.headers = {{"content-type", "application/json"}, {"accept", std::string(accept)}};
     if (!api_key_.empty()) request.headers.emplace_back("authorization", "Bearer " + api_key_);
+    request.headers.insert(request.headers.end(), extra_headers_.begin(), extra_headers_.end());
     request.body = std::move(body);
     request.deadline = channel_->Deadline(deadline);
     return request;
@@ -85,6 +87,7 @@ class OpenAiBackend final : public Backend {
   const std::string name_;
   const std::string path_prefix_;
   const std::string api_key_;
+  const std::vector<std::pair<std::string, std::string>> extra_headers_;  // from the config
   const std::shared_ptr<HttpBackendChannel> channel_;
 };
 
