@@ -36,8 +36,8 @@ struct ParsedRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   std::string user;            // "user" field if present
-  bool base64_embeddings =
-      false;  // embeddings: encoding_format "base64" (the Python SDK's default)
+  // Embeddings: encoding_format "base64" (the OpenAI Python SDK's default).
+  bool base64_embeddings = false;
 };
 
 // INVALID_ARGUMENT with a message naming the field ("messages[1].content: expected a string") for
