@@ -127,13 +127,13 @@ Admission Admit(const SnapshotHolder& snapshots, const IngressInfo& info, absl::
   return a;
 }
 
-// A failed connect, a 429 or a 503 (a gRPC UNAVAILABLE, or an HTTP one without a status other
-// than 503) may succeed when tried again.
+// A failed connect, a 429, or a 503 (529 is Anthropic's "overloaded", its 503) may succeed when
+// tried again: a gRPC UNAVAILABLE, or an HTTP one without a status or with one of those.
 bool IsRetryable(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kResourceExhausted) return true;
   if (status.code() != absl::StatusCode::kUnavailable) return false;
   const auto http_status = status.GetPayload(kHttpStatusPayload);
-  return !http_status.has_value() || *http_status == "503";
+  return !http_status.has_value() || *http_status == "503" || *http_status == "529";
 }
 
 // Exponential from initial_backoff, capped at max_backoff, jittered into [d/2, d].

@@ -19,15 +19,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "proxy/common/status_payloads.h"
 #include "tollgate/v1/inference.pb.h"
 
 namespace tollgate {
-
-// absl::Status payloads a backend attaches to its errors, so that the pipeline can decide retries.
-// The HTTP status of an error response, in decimal ("503").
-inline constexpr absl::string_view kHttpStatusPayload = "tollgate.dev/http_status";
-// The backend's retry-after header, in seconds ("1").
-inline constexpr absl::string_view kRetryAfterPayload = "tollgate.dev/retry_after_s";
 
 class GenerateObserver {
  public:

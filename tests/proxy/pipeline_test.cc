@@ -323,6 +323,16 @@ TEST_F(PipelineTest, RetriesAFailedConnectAndChargesOnlyTheAttemptThatAnswered) 
   EXPECT_EQ(Attempts("fake", "ok"), 1);
 }
 
+TEST_F(PipelineTest, RetriesAnAnthropicOverloaded529) {
+  Configure(kRetryingBackends, "");
+  Start(/*stream=*/false);
+  backend_->Done(HttpError(529));
+  ASSERT_EQ(backend_->WaitForCalls(2), 2);
+  backend_->Answer("ok", 1, 1);
+  ASSERT_TRUE(sink_.finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(sink_.status.ok());
+}
+
 TEST_F(PipelineTest, RetriesA429) {
   Configure(kRetryingBackends, "");
   Start(/*stream=*/false);

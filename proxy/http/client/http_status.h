@@ -9,11 +9,12 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "proxy/common/status_payloads.h"
 
 namespace tollgate::http {
 
-inline constexpr absl::string_view kHttpStatusPayload = "tollgate.dev/http_status";
-inline constexpr absl::string_view kRetryAfterPayload = "tollgate.dev/retry_after_s";
+using ::tollgate::kHttpStatusPayload;  // defined with the pipeline, which reads them
+using ::tollgate::kRetryAfterPayload;
 
 // 400, 413, 422 and other 4xx → INVALID_ARGUMENT; 401, 403 → PERMISSION_DENIED (the backend
 // refused our credentials); 404 → NOT_FOUND; 408 → UNAVAILABLE; 429 → RESOURCE_EXHAUSTED;
