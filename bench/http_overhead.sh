@@ -73,8 +73,8 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer ${API_KEY}"
 request = function()
   n = n + 1
-  wrk.body = '{"model":"llama-3-8b","max_tokens":16,"temperature":0,"stream":' .. STREAM ..
-      ',"messages":[{"role":"user","content":"Benchmark prompt number ' .. n .. '"}]}'
+  wrk.body = '{"model":"llama-3-8b","max_tokens":16,"temperature":0,"stream":STREAM,' ..
+      '"messages":[{"role":"user","content":"Benchmark prompt number ' .. n .. '"}]}'
   return wrk.format(nil, "/v1/chat/completions")
 end
 LUA
@@ -105,10 +105,12 @@ for stream in false true; do
   for c in ${CONCURRENCY}; do
     [[ "${stream}" == true && "${c}" != "${CONCURRENCY%% *}" ]] && continue  # one streaming row
     echo "concurrency ${c}, stream ${stream}: direct..."
-    read -r d50 d99 dn de <<<"$(run "${SIM_HTTP}" "${c}" "${stream}")"
+    direct="$(run "${SIM_HTTP}" "${c}" "${stream}")" || exit 1
+    read -r d50 d99 dn de <<<"${direct}"
     echo "concurrency ${c}, stream ${stream}: through tollgate..."
     before="$(cpu_ticks "${TOLLGATE_PID}")"
-    read -r p50 p99 pn pe <<<"$(run "${TOLLGATE_HTTP}" "${c}" "${stream}")"
+    proxied="$(run "${TOLLGATE_HTTP}" "${c}" "${stream}")" || exit 1
+    read -r p50 p99 pn pe <<<"${proxied}"
     after="$(cpu_ticks "${TOLLGATE_PID}")"
     ROWS+=("$(awk -v c="${c}" -v s="${stream}" -v d50="${d50}" -v d99="${d99}" -v p50="${p50}" \
       -v p99="${p99}" -v dn="${dn}" -v pn="${pn}" -v t=$((after - before)) \
