@@ -230,7 +230,7 @@ compile_flags="$(grep -oE -- ' (-O[0-9a-z]*|-g[0-9]*|-DNDEBUG|-march=[^ ]+|-flto
 compiler="$(sed -E 's/^"command": "([^ ]+).*/\1/' <<<"${tollgate_compile}")"
 compiler_version="$("${compiler:-c++}" --version 2>/dev/null | head -n 1 || true)"
 revision="$(git -C "${REPO_DIR}" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [[ -n "$(git -C "${REPO_DIR}" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+if [[ -n "$(git -C "${REPO_DIR}" status --porcelain --untracked-files=no -- . ":!bench/RESULTS.md" 2>/dev/null)" ]]; then
   revision="${revision} with uncommitted changes in the working tree"
 fi
 cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
