@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "proxy/common/grpc_status.h"
+#include "proxy/common/status_payloads.h"
 
 namespace tollgate {
 namespace {
@@ -31,9 +32,12 @@ IngressInfo InfoFor(const grpc::CallbackServerContext* context) {
 // Cost and request id travel as trailing metadata too, so a client sees what a failed or cut-off
 // call was charged.
 void AddAccountingTrailers(grpc::CallbackServerContext* context, const v1::Cost& cost,
-                           const std::string& request_id) {
+                           const std::string& request_id, const absl::Status& status) {
   context->AddTrailingMetadata("x-tollgate-cost-nano-usd", absl::StrCat(cost.total_nano_usd()));
   if (!request_id.empty()) context->AddTrailingMetadata("x-request-id", request_id);
+  if (const auto retry_after = status.GetPayload(kRetryAfterPayload); retry_after.has_value()) {
+    context->AddTrailingMetadata("retry-after", std::string(*retry_after));
+  }
 }
 
 class UnaryGenerate final : public grpc::ServerUnaryReactor, public GenerateSink {
@@ -47,7 +51,7 @@ class UnaryGenerate final : public grpc::ServerUnaryReactor, public GenerateSink
   void OnDelta(v1::GenerateResponse) override {}
 
   void OnFinish(const absl::Status& status, v1::GenerateResponse final) override {
-    AddAccountingTrailers(context_, final.cost(), final.request_id());
+    AddAccountingTrailers(context_, final.cost(), final.request_id(), status);
     if (status.ok()) *response_ = std::move(final);
     Finish(ToGrpcStatus(status));
   }
@@ -80,7 +84,7 @@ class StreamGenerate final : public grpc::ServerWriteReactor<v1::GenerateRespons
   }
 
   void OnFinish(const absl::Status& status, v1::GenerateResponse final) override {
-    AddAccountingTrailers(context_, final.cost(), final.request_id());
+    AddAccountingTrailers(context_, final.cost(), final.request_id(), status);
     mu_.Lock();
     // The last message carries usage and cost; after an error it is still sent when the client
     // already received text, so a cut-off stream shows what it was charged.
@@ -157,7 +161,7 @@ grpc::ServerUnaryReactor* InferenceService::Embed(grpc::CallbackServerContext* c
   pipeline_->Embed(
       InfoFor(context), *request,
       [context, reactor, response](const absl::Status& status, v1::EmbedResponse result) {
-        AddAccountingTrailers(context, result.cost(), result.request_id());
+        AddAccountingTrailers(context, result.cost(), result.request_id(), status);
         if (status.ok()) *response = std::move(result);
         reactor->Finish(ToGrpcStatus(status));
       });

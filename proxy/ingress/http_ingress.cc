@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "proxy/common/status_payloads.h"
 #include "proxy/openai/server_codec.h"
 
 namespace tollgate {
@@ -44,6 +45,9 @@ http::Headers AccountingHeaders(const v1::Cost& cost, v1::CacheStatus cache,
 void SendError(http::ResponseWriter& writer, const absl::Status& status, int http_status = 0,
                http::Headers headers = {}) {
   headers.emplace_back("content-type", std::string(kJson));
+  if (const auto retry_after = status.GetPayload(kRetryAfterPayload); retry_after.has_value()) {
+    headers.emplace_back("retry-after", std::string(*retry_after));
+  }
   writer.Send(http_status != 0 ? http_status : openai::HttpStatusFor(status.code()),
               std::move(headers), openai::ErrorJson(status));
 }

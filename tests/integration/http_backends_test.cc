@@ -40,6 +40,8 @@ backends:
   - {name: flaky, kind: openai, base_url: "http://{FLAKY}",
      retry: {max_attempts: 3, initial_backoff_ms: 1, max_backoff_ms: 10}}
   - {name: resetting, kind: openai, base_url: "http://{RESET}", retry: {max_attempts: 1}}
+  - {name: limited, kind: openai, base_url: "http://{OK}", headers: {x-sim-fault: "429"},
+     retry: {max_attempts: 1}}
   - {name: dead, kind: openai, base_url: "http://127.0.0.1:1",
      retry: {max_attempts: 2, initial_backoff_ms: 1, max_backoff_ms: 5}}
 models:
@@ -52,6 +54,7 @@ models:
   - {name: reset, backend: resetting, backend_model: llama-3-8b, prices: *llama}
   - {name: failover, backend: dead, fallback_backends: [vllm], backend_model: llama-3-8b,
      prices: *llama}
+  - {name: limited, backend: limited, backend_model: llama-3-8b, prices: *llama}
   - {name: claude, backend: claude, backend_model: llama-3-8b, prices: &claude
       {input_usd_per_mtok: 3, cached_input_usd_per_mtok: 0.30, output_usd_per_mtok: 15}}
   - {name: claude-cache, backend: claude-cache, backend_model: llama-3-8b, prices: *claude}
@@ -282,6 +285,29 @@ TEST_F(HttpBackendsTest, AFallbackServesWhenThePrimaryIsDown) {
   EXPECT_GE(SumSamples(Scrape(), "tollgate_backend_attempts_total",
                        {{"backend", "dead"}, {"result", "retried"}}),
             1);
+}
+
+TEST_F(HttpBackendsTest, ABackends429ReachesTheClientWithItsRetryAfter) {
+  absl::StatusOr<testing::HttpResponse> response = HttpCall(
+      http_, "POST", "/v1/chat/completions",
+      {{"Content-Type", "application/json"}, {"Authorization", absl::StrCat("Bearer ", kKey)}},
+      R"({"model":"limited","messages":[{"role":"user","content":"too fast"}]})");
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->status, 429) << response->body;
+  EXPECT_EQ(response->headers["retry-after"], "1");
+  rapidjson::Document doc = Json(response->body);
+  EXPECT_TRUE(doc.HasMember("error"));
+  EXPECT_EQ(response->headers["x-tollgate-cost-usd"], "0.000000000");
+
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
+  v1::GenerateResponse unary;
+  EXPECT_EQ(stub_->Generate(&context, Chat("limited", "too fast"), &unary).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("retry-after");
+  ASSERT_NE(it, trailers.end());
+  EXPECT_EQ(std::string(it->second.data(), it->second.size()), "1");
 }
 
 TEST_F(HttpBackendsTest, AMalformedChunkDoesNotKillAGoodStream) {
