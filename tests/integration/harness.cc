@@ -127,7 +127,9 @@ absl::StatusOr<HttpResponse> HttpCall(const std::string& address, const std::str
     close(fd);
     return absl::UnavailableError("cannot connect to " + address);
   }
-  std::string request = absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: ", address, "\r\n");
+  // HTTP/1.0 with an explicit close: some servers keep even 1.0 connections alive otherwise.
+  std::string request =
+      absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: ", address, "\r\nConnection: close\r\n");
   for (const auto& [name, value] : headers) absl::StrAppend(&request, name, ": ", value, "\r\n");
   if (!body.empty() || method == "POST") {
     absl::StrAppend(&request, "Content-Length: ", body.size(), "\r\n");
@@ -175,39 +177,16 @@ std::vector<std::string> SseData(const std::string& body) {
 }
 
 absl::StatusOr<std::string> HttpGet(const std::string& address, const std::string& path) {
-  const size_t colon = address.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port)) {
-    return absl::InvalidArgumentError("bad address " + address);
+  absl::StatusOr<HttpResponse> response = HttpCall(address, "GET", path, {}, "");
+  if (!response.ok()) return response.status();
+  if (response->status != 200) {
+    return absl::UnavailableError(absl::StrCat("HTTP status ", response->status));
   }
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return absl::UnavailableError("cannot connect to " + address);
-  }
-  const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", address, "\r\nConnection: close\r\n\r\n");
-  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
-    close(fd);
-    return absl::UnavailableError("short write");
-  }
-  std::string response;
-  char chunk[65536];
-  ssize_t n;
-  while ((n = read(fd, chunk, sizeof(chunk))) > 0) response.append(chunk, n);
-  close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  if (response.rfind("HTTP/1.", 0) != 0 || body == std::string::npos) {
-    return absl::UnavailableError("malformed HTTP response");
-  }
-  if (response.find(" 200 ") > response.find("\r\n")) {
-    return absl::UnavailableError("HTTP status: " + response.substr(0, response.find("\r\n")));
-  }
-  return response.substr(body + 4);
+  return response->body;
+}
+
+std::string Binary(const std::string& relative) {
+  return absl::StrCat(TOLLGATE_BINARY_DIR, "/", relative);
 }
 
 std::map<std::string, double> ParseMetrics(const std::string& text) {

@@ -69,6 +69,9 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::string& command);
 
+// Path of a built executable, e.g. Binary("proxy/tollgate").
+std::string Binary(const std::string& relative);
+
 std::string MakeTempDir();
 void WriteFile(const std::string& path, const std::string& contents);
 

@@ -11,12 +11,15 @@
 #include "gtest/gtest.h"
 #include "proxy/config/config.h"
 #include "rapidjson/document.h"
+#include "tests/http/json_test_util.h"
 #include "tests/integration/harness.h"
 #include "tollgate/v1/inference.grpc.pb.h"
 
 namespace tollgate {
 namespace {
 
+using ::tollgate::http::testing::ParseJsonOrFail;
+using ::tollgate::testing::Binary;
 using ::tollgate::testing::ChildProcess;
 using ::tollgate::testing::FieldAfter;
 using ::tollgate::testing::HttpCall;
@@ -59,17 +62,6 @@ models:
       {input_usd_per_mtok: 3, cached_input_usd_per_mtok: 0.30, output_usd_per_mtok: 15}}
   - {name: claude-cache, backend: claude-cache, backend_model: llama-3-8b, prices: *claude}
 )";
-
-std::string Binary(const char* relative) {
-  return absl::StrCat(TOLLGATE_BINARY_DIR, "/", relative);
-}
-
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
-  EXPECT_FALSE(doc.HasParseError()) << text;
-  return doc;
-}
 
 int64_t LlamaCost(const v1::Usage& u) {
   return static_cast<int64_t>(u.input_tokens() - u.cached_input_tokens()) * 200 +
@@ -172,7 +164,7 @@ TEST_F(HttpBackendsTest, OpenAiShapeUsageAndCostEqualTheSimulatorsReportExactly)
                absl::StrCat(R"({"model":"llama-3-8b","max_tokens":48,"temperature":0,)",
                             R"("messages":[{"role":"user","content":")", content, R"("}]})"));
   ASSERT_TRUE(direct.ok() && direct->status == 200) << direct.status();
-  rapidjson::Document doc = Json(direct->body);
+  rapidjson::Document doc = ParseJsonOrFail(direct->body);
 
   v1::GenerateResponse unary;
   ASSERT_TRUE(Generate(Chat("open", content), &unary).ok());
@@ -198,7 +190,7 @@ TEST_F(HttpBackendsTest, AnthropicShapeUsageAndCostEqualTheSimulatorsReportExact
                absl::StrCat(R"({"model":"llama-3-8b","max_tokens":48,"temperature":0,)",
                             R"("messages":[{"role":"user","content":")", content, R"("}]})"));
   ASSERT_TRUE(direct.ok() && direct->status == 200) << direct.status();
-  rapidjson::Document doc = Json(direct->body);
+  rapidjson::Document doc = ParseJsonOrFail(direct->body);
 
   v1::GenerateResponse unary;
   ASSERT_TRUE(Generate(Chat("claude", content), &unary).ok());
@@ -234,7 +226,7 @@ TEST_F(HttpBackendsTest, CachedAndReasoningTokensArePricedAtTheirOwnPrices) {
                R"({"model":"llama-3-8b","max_tokens":48,"temperature":0,)"
                R"("messages":[{"role":"user","content":"cache me"}]})");
   ASSERT_TRUE(direct.ok() && direct->status == 200);
-  rapidjson::Document doc = Json(direct->body);
+  rapidjson::Document doc = ParseJsonOrFail(direct->body);
   v1::GenerateResponse claude;
   ASSERT_TRUE(Generate(Chat("claude-cache", "cache me"), &claude).ok());
   EXPECT_EQ(doc["usage"]["cache_read_input_tokens"].GetUint64(), 4u);
@@ -295,7 +287,7 @@ TEST_F(HttpBackendsTest, ABackends429ReachesTheClientWithItsRetryAfter) {
   ASSERT_TRUE(response.ok());
   EXPECT_EQ(response->status, 429) << response->body;
   EXPECT_EQ(response->headers["retry-after"], "1");
-  rapidjson::Document doc = Json(response->body);
+  rapidjson::Document doc = ParseJsonOrFail(response->body);
   EXPECT_TRUE(doc.HasMember("error"));
   EXPECT_EQ(response->headers["x-tollgate-cost-usd"], "0.000000000");
 
@@ -327,7 +319,7 @@ TEST_F(HttpBackendsTest, InjectedIncludeUsageIsInvisibleToAnHttpClientThatDidNot
   ASSERT_TRUE(response.ok() && response->status == 200) << response.status();
   for (const std::string& event : SseData(response->body)) {
     if (event == "[DONE]") continue;
-    rapidjson::Document chunk = Json(event);
+    rapidjson::Document chunk = ParseJsonOrFail(event);
     EXPECT_TRUE(!chunk.HasMember("usage") || chunk["usage"].IsNull()) << event;
   }
   // ... yet Tollgate got the usage from the backend and charged it as reported.

@@ -9,11 +9,14 @@
 #include "gtest/gtest.h"
 #include "proxy/config/config.h"
 #include "rapidjson/document.h"
+#include "tests/http/json_test_util.h"
 #include "tests/integration/harness.h"
 
 namespace tollgate {
 namespace {
 
+using ::tollgate::http::testing::ParseJsonOrFail;
+using ::tollgate::testing::Binary;
 using ::tollgate::testing::ChildProcess;
 using ::tollgate::testing::FieldAfter;
 using ::tollgate::testing::HttpCall;
@@ -36,17 +39,6 @@ models:
     backend_model: llama-3-8b
     prices: {input_usd_per_mtok: 0.02, output_usd_per_mtok: 0.02}
 )";
-
-std::string Binary(const char* relative) {
-  return absl::StrCat(TOLLGATE_BINARY_DIR, "/", relative);
-}
-
-rapidjson::Document Json(const std::string& text) {
-  rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
-  EXPECT_FALSE(doc.HasParseError()) << text;
-  return doc;
-}
 
 class HttpIngressTest : public ::testing::Test {
  protected:
@@ -99,7 +91,7 @@ class HttpIngressTest : public ::testing::Test {
 TEST_F(HttpIngressTest, AChatCompletionIsPricedExactlyAndCarriesTheCostHeaders) {
   const HttpResponse response = Post("/v1/chat/completions", ChatBody(false, false));
   ASSERT_EQ(response.status, 200) << response.body;
-  rapidjson::Document doc = Json(response.body);
+  rapidjson::Document doc = ParseJsonOrFail(response.body);
   EXPECT_STREQ(doc["object"].GetString(), "chat.completion");
   EXPECT_GT(doc["choices"][0]["message"]["content"].GetStringLength(), 0u);
   const int64_t prompt = doc["usage"]["prompt_tokens"].GetInt64();
@@ -113,7 +105,8 @@ TEST_F(HttpIngressTest, AChatCompletionIsPricedExactlyAndCarriesTheCostHeaders) 
 }
 
 TEST_F(HttpIngressTest, AStreamedChatMatchesTheUnaryAnswerAndCarriesItsCostInTheUsageChunk) {
-  rapidjson::Document unary = Json(Post("/v1/chat/completions", ChatBody(false, false)).body);
+  rapidjson::Document unary =
+      ParseJsonOrFail(Post("/v1/chat/completions", ChatBody(false, false)).body);
   const HttpResponse response = Post("/v1/chat/completions", ChatBody(true, true));
   ASSERT_EQ(response.status, 200) << response.body;
   EXPECT_EQ(response.headers.at("content-type"), "text/event-stream");
@@ -122,13 +115,13 @@ TEST_F(HttpIngressTest, AStreamedChatMatchesTheUnaryAnswerAndCarriesItsCostInThe
   EXPECT_EQ(events.back(), "[DONE]");
   std::string text;
   for (size_t i = 0; i + 2 < events.size(); ++i) {
-    rapidjson::Document chunk = Json(events[i]);
+    rapidjson::Document chunk = ParseJsonOrFail(events[i]);
     EXPECT_STREQ(chunk["object"].GetString(), "chat.completion.chunk");
     const auto& delta = chunk["choices"][0]["delta"];
     if (delta.HasMember("content")) text += delta["content"].GetString();
   }
   EXPECT_EQ(text, unary["choices"][0]["message"]["content"].GetString());
-  rapidjson::Document usage = Json(events[events.size() - 2]);
+  rapidjson::Document usage = ParseJsonOrFail(events[events.size() - 2]);
   EXPECT_EQ(usage["choices"].Size(), 0u);
   EXPECT_EQ(usage["usage"]["completion_tokens"].GetInt64(),
             unary["usage"]["completion_tokens"].GetInt64());
@@ -141,7 +134,7 @@ TEST_F(HttpIngressTest, AStreamThatDidNotAskForUsageGetsNoUsageChunk) {
   ASSERT_EQ(response.status, 200);
   for (const std::string& event : SseData(response.body)) {
     if (event == "[DONE]") continue;
-    rapidjson::Document chunk = Json(event);
+    rapidjson::Document chunk = ParseJsonOrFail(event);
     EXPECT_TRUE(!chunk.HasMember("usage") || chunk["usage"].IsNull()) << event;
     EXPECT_GT(chunk["choices"].Size(), 0u) << event;
   }
@@ -151,14 +144,14 @@ TEST_F(HttpIngressTest, CompletionsAndEmbeddingsAreServedAndPriced) {
   const HttpResponse completion = Post(
       "/v1/completions", R"({"model":"llama-3-8b","prompt":"Once upon a time","max_tokens":8})");
   ASSERT_EQ(completion.status, 200) << completion.body;
-  rapidjson::Document doc = Json(completion.body);
+  rapidjson::Document doc = ParseJsonOrFail(completion.body);
   EXPECT_STREQ(doc["object"].GetString(), "text_completion");
   EXPECT_GT(doc["choices"][0]["text"].GetStringLength(), 0u);
 
   const HttpResponse embeddings =
       Post("/v1/embeddings", R"({"model":"embedder","input":["first","second text"]})");
   ASSERT_EQ(embeddings.status, 200) << embeddings.body;
-  rapidjson::Document emb = Json(embeddings.body);
+  rapidjson::Document emb = ParseJsonOrFail(embeddings.body);
   EXPECT_EQ(emb["data"].Size(), 2u);
   EXPECT_GT(emb["data"][0]["embedding"].Size(), 0u);
   EXPECT_EQ(emb["x_tollgate"]["cost_nano_usd"].GetInt64(),
@@ -170,7 +163,7 @@ TEST_F(HttpIngressTest, ModelsListsTheConfiguredModelsToAuthenticatedClients) {
       HttpCall(http_, "GET", "/v1/models", {{"Authorization", absl::StrCat("Bearer ", kKey)}}, "");
   ASSERT_TRUE(models.ok());
   ASSERT_EQ(models->status, 200);
-  rapidjson::Document doc = Json(models->body);
+  rapidjson::Document doc = ParseJsonOrFail(models->body);
   ASSERT_EQ(doc["data"].Size(), 2u);
   EXPECT_STREQ(doc["data"][0]["id"].GetString(), "llama-3-8b");
   absl::StatusOr<HttpResponse> anonymous = HttpCall(http_, "GET", "/v1/models", {}, "");
@@ -207,7 +200,7 @@ TEST_F(HttpIngressTest, BadRequestsGetOpenAiErrorsWithTheMatchingStatus) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(c.response.status, c.status) << c.name << ": " << c.response.body;
-    rapidjson::Document doc = Json(c.response.body);
+    rapidjson::Document doc = ParseJsonOrFail(c.response.body);
     ASSERT_TRUE(doc.IsObject() && doc.HasMember("error")) << c.name << ": " << c.response.body;
     EXPECT_TRUE(doc["error"]["message"].IsString()) << c.name;
   }
@@ -226,7 +219,7 @@ TEST_F(HttpIngressTest, TheOfficialOpenAiSdkCompletesChatStreamsAndEmbeddings) {
       testing::RunCommand(absl::StrCat("cd ", sdk_dir, " && timeout 120 node drive.mjs http://",
                                        http_, "/v1 ", kKey, " llama-3-8b embedder"));
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  rapidjson::Document out = Json(run.output);
+  rapidjson::Document out = ParseJsonOrFail(run.output);
   ASSERT_TRUE(out.IsObject()) << run.output;
   const auto& chat = out["chat"];
   EXPECT_GT(chat["content"].GetStringLength(), 0u);

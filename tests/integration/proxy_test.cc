@@ -18,6 +18,7 @@
 namespace tollgate {
 namespace {
 
+using ::tollgate::testing::Binary;
 using ::tollgate::testing::ChildProcess;
 using ::tollgate::testing::FieldAfter;
 using ::tollgate::testing::HttpGet;
@@ -84,10 +85,6 @@ class GarbageBackend final : public grpc::CallbackGenericService {
     return new Reactor;
   }
 };
-
-std::string Binary(const char* relative) {
-  return absl::StrCat(TOLLGATE_BINARY_DIR, "/", relative);
-}
 
 class ProxyTest : public ::testing::Test {
  protected:

@@ -60,11 +60,7 @@ class AnthropicDecoder final : public GenerationDecoder {
 class AnthropicBackend final : public Backend {
  public:
   AnthropicBackend(const BackendConfig& config, std::shared_ptr<HttpBackendChannel> channel)
-      : name_(config.name),
-        target_(absl::StrCat(config.base_url.path_prefix, "/v1/messages")),
-        api_key_(config.api_key),
-        extra_headers_(config.headers),
-        channel_(std::move(channel)) {}
+      : name_(config.name), api_key_(config.api_key), channel_(std::move(channel)) {}
 
   const std::string& name() const override { return name_; }
 
@@ -76,16 +72,10 @@ class AnthropicBackend final : public Backend {
       observer->OnDone(body.status());
       return FinishedCall();
     }
-    http::ClientRequest request;
-    request.method = "POST";
-    request.target = target_;
-    request.headers = {{"content-type", "application/json"},
-                       {"accept", stream ? "text/event-stream" : "application/json"},
-                       {"anthropic-version", anthropic::kApiVersion}};
-    if (!api_key_.empty()) request.headers.emplace_back("x-api-key", api_key_);
-    request.headers.insert(request.headers.end(), extra_headers_.begin(), extra_headers_.end());
-    request.body = *std::move(body);
-    request.deadline = channel_->Deadline(call.deadline);
+    http::Headers api_headers = {{"anthropic-version", std::string(anthropic::kApiVersion)}};
+    if (!api_key_.empty()) api_headers.emplace_back("x-api-key", api_key_);
+    http::ClientRequest request = channel_->JsonPost("/v1/messages", *std::move(body), stream,
+                                                     std::move(api_headers), call.deadline);
     return channel_->Generate(std::move(request), std::make_unique<AnthropicDecoder>(),
                               std::move(observer));
   }
@@ -97,9 +87,7 @@ class AnthropicBackend final : public Backend {
 
  private:
   const std::string name_;
-  const std::string target_;
   const std::string api_key_;
-  const std::vector<std::pair<std::string, std::string>> extra_headers_;  // from the config
   const std::shared_ptr<HttpBackendChannel> channel_;
 };
 

@@ -141,17 +141,35 @@ class EmbedExchange final : public http::ApiResponseConsumer {
 
 }  // namespace
 
-HttpBackendChannel::HttpBackendChannel(std::string backend_name,
+HttpBackendChannel::HttpBackendChannel(const BackendConfig& config,
                                        std::unique_ptr<http::HttpClient> client,
-                                       absl::Duration timeout, http::ErrorMessageFn error_message)
-    : backend_name_(std::move(backend_name)),
+                                       http::ErrorMessageFn error_message)
+    : backend_name_(config.name),
+      path_prefix_(config.base_url.path_prefix),
+      extra_headers_(config.headers.begin(), config.headers.end()),
       client_(std::move(client)),
-      timeout_(timeout),
+      timeout_(config.timeout),
       error_message_(error_message) {}
 
 absl::Time HttpBackendChannel::Deadline(absl::Time call_deadline) const {
   if (timeout_ <= absl::ZeroDuration()) return call_deadline;
   return std::min(call_deadline, absl::Now() + timeout_);
+}
+
+http::ClientRequest HttpBackendChannel::JsonPost(absl::string_view path, std::string body,
+                                                 bool stream, http::Headers api_headers,
+                                                 absl::Time call_deadline) const {
+  http::ClientRequest request;
+  request.method = "POST";
+  request.target = absl::StrCat(path_prefix_, path);
+  request.headers = {{"content-type", "application/json"},
+                     {"accept", stream ? "text/event-stream" : "application/json"}};
+  request.headers.insert(request.headers.end(), std::make_move_iterator(api_headers.begin()),
+                         std::make_move_iterator(api_headers.end()));
+  request.headers.insert(request.headers.end(), extra_headers_.begin(), extra_headers_.end());
+  request.body = std::move(body);
+  request.deadline = Deadline(call_deadline);
+  return request;
 }
 
 std::shared_ptr<BackendCall> HttpBackendChannel::Generate(
@@ -198,8 +216,7 @@ absl::StatusOr<std::shared_ptr<HttpBackendChannel>> NewHttpBackendChannel(
       {.tls = config.base_url.tls, .host = config.base_url.host, .port = config.base_url.port},
       options);
   if (!client.ok()) return client.status();
-  return std::make_shared<HttpBackendChannel>(config.name, *std::move(client), config.timeout,
-                                              error_message);
+  return std::make_shared<HttpBackendChannel>(config, *std::move(client), error_message);
 }
 
 std::shared_ptr<BackendCall> FinishedCall() { return std::make_shared<NoCall>(); }

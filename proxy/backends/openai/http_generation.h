@@ -2,7 +2,7 @@
 // streamed or whole, into GenerateObserver messages, and its failures into the statuses the
 // pipeline expects. Each API supplies a GenerationDecoder; HttpBackendChannel does the rest.
 //
-//   auto channel = std::make_shared<HttpBackendChannel>(name, std::move(client), timeout,
+//   auto channel = std::make_shared<HttpBackendChannel>(config, std::move(client),
 //                                                       &openai::ErrorMessage);
 //   return channel->Generate(std::move(request), std::make_unique<MyDecoder>(), observer);
 //
@@ -65,13 +65,19 @@ using EmbeddingsDecoder = absl::StatusOr<v1::EmbedResponse> (*)(absl::string_vie
 // Always owned by a shared_ptr (make_shared): calls keep the channel alive.
 class HttpBackendChannel : public std::enable_shared_from_this<HttpBackendChannel> {
  public:
-  // `timeout` bounds every call that has no earlier deadline (zero or less: no bound).
-  HttpBackendChannel(std::string backend_name, std::unique_ptr<http::HttpClient> client,
-                     absl::Duration timeout, http::ErrorMessageFn error_message);
+  // `config.timeout` bounds every call that has no earlier deadline (zero or less: no bound).
+  HttpBackendChannel(const BackendConfig& config, std::unique_ptr<http::HttpClient> client,
+                     http::ErrorMessageFn error_message);
 
   const std::string& backend_name() const { return backend_name_; }
   // min(call_deadline, now + timeout).
   absl::Time Deadline(absl::Time call_deadline) const;
+
+  // A JSON POST to <base_url path prefix><path>, accepting an event stream or JSON, with the
+  // API's own headers (credentials, version), then the config's extra headers, and the deadline
+  // bounded by the timeout.
+  http::ClientRequest JsonPost(absl::string_view path, std::string body, bool stream,
+                               http::Headers api_headers, absl::Time call_deadline) const;
 
   // Sends `request` (its deadline already set) and reports to `observer`. `observer` is kept
   // alive until its OnDone has returned, which may happen before Generate returns.
@@ -91,6 +97,8 @@ class HttpBackendChannel : public std::enable_shared_from_this<HttpBackendChanne
 
  private:
   const std::string backend_name_;
+  const std::string path_prefix_;
+  const http::Headers extra_headers_;  // backends[].headers
   const std::unique_ptr<http::HttpClient> client_;
   const absl::Duration timeout_;
   const http::ErrorMessageFn error_message_;

@@ -38,11 +38,7 @@ class OpenAiDecoder final : public GenerationDecoder {
 class OpenAiBackend final : public Backend {
  public:
   OpenAiBackend(const BackendConfig& config, std::shared_ptr<HttpBackendChannel> channel)
-      : name_(config.name),
-        path_prefix_(config.base_url.path_prefix),
-        api_key_(config.api_key),
-        extra_headers_(config.headers),
-        channel_(std::move(channel)) {}
+      : name_(config.name), api_key_(config.api_key), channel_(std::move(channel)) {}
 
   const std::string& name() const override { return name_; }
 
@@ -57,37 +53,27 @@ class OpenAiBackend final : public Backend {
       return FinishedCall();
     }
     http::ClientRequest request =
-        Request(chat ? "/v1/chat/completions" : "/v1/completions", *std::move(body),
-                stream ? "text/event-stream" : "application/json", call.deadline);
+        channel_->JsonPost(chat ? "/v1/chat/completions" : "/v1/completions", *std::move(body),
+                           stream, Auth(), call.deadline);
     return channel_->Generate(std::move(request), std::make_unique<OpenAiDecoder>(),
                               std::move(observer));
   }
 
   void Embed(EmbedCall call, EmbedCallback done) override {
     const int inputs = call.request.inputs_size();
-    http::ClientRequest request = Request("/v1/embeddings", openai::EmbeddingsBody(call.request),
-                                          "application/json", call.deadline);
+    http::ClientRequest request = channel_->JsonPost(
+        "/v1/embeddings", openai::EmbeddingsBody(call.request), false, Auth(), call.deadline);
     channel_->Embed(std::move(request), &openai::ParseEmbeddings, inputs, std::move(done));
   }
 
  private:
-  http::ClientRequest Request(absl::string_view path, std::string body, absl::string_view accept,
-                              absl::Time deadline) const {
-    http::ClientRequest request;
-    request.method = "POST";
-    request.target = absl::StrCat(path_prefix_, path);
-    request.headers = {{"content-type", "application/json"}, {"accept", std::string(accept)}};
-    if (!api_key_.empty()) request.headers.emplace_back("authorization", "Bearer " + api_key_);
-    request.headers.insert(request.headers.end(), extra_headers_.begin(), extra_headers_.end());
-    request.body = std::move(body);
-    request.deadline = channel_->Deadline(deadline);
-    return request;
+  http::Headers Auth() const {
+    if (api_key_.empty()) return {};
+    return {{"authorization", "Bearer " + api_key_}};
   }
 
   const std::string name_;
-  const std::string path_prefix_;
   const std::string api_key_;
-  const std::vector<std::pair<std::string, std::string>> extra_headers_;  // from the config
   const std::shared_ptr<HttpBackendChannel> channel_;
 };
 
