@@ -263,6 +263,30 @@ TEST(HttpServer, RunsOnClientGoneWhenTheClientDisconnectsMidStream) {
   EXPECT_TRUE(late.WaitForNotificationWithTimeout(kWait));
 }
 
+TEST(HttpServer, TreatsAClientThatStopsReadingAsGoneInsteadOfBufferingWithoutBound) {
+  absl::Notification gone;
+  ServerOptions options;
+  options.max_queued_response_bytes = 1 << 20;
+  std::thread writer_thread;
+  ServerHarness harness(
+      [&](Request, std::shared_ptr<ResponseWriter> writer) {
+        writer->OnClientGone([&gone] { gone.Notify(); });
+        writer->StartStream(200, {});
+        // Far more than the socket buffers and the cap hold, from another thread as a backend
+        // would; the client never reads.
+        writer_thread = std::thread([writer, &gone] {
+          for (int i = 0; i < 4096 && !gone.HasBeenNotified(); ++i) {
+            writer->Write(std::string(64 << 10, 'x'));
+          }
+        });
+      },
+      options);
+  RawHttpClient client = harness.Connect();
+  ASSERT_TRUE(client.SendRequest("GET", "/flood").ok());
+  EXPECT_TRUE(gone.WaitForNotificationWithTimeout(kWait));
+  writer_thread.join();
+}
+
 TEST(HttpServer, DoesNotRunOnClientGoneAfterTheResponseCompleted) {
   std::atomic<int> gone_calls{0};
   ServerHarness harness([&](Request, std::shared_ptr<ResponseWriter> writer) {

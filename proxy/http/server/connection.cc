@@ -306,6 +306,11 @@ void Connection::SendErrorAndClose(int status, std::string_view message) {
 }
 
 void Connection::Enqueue(std::string bytes) {
+  unwritten_bytes_ += bytes.size();
+  if (unwritten_bytes_ > core_->options.max_queued_response_bytes) {
+    Close(CloseKind::kClientGone);  // not reading: stop buffering for it
+    return;
+  }
   queued_.push_back(std::move(bytes));
   if (writing_.empty()) FlushWrites();
 }
@@ -321,6 +326,7 @@ void Connection::FlushWrites() {
 }
 
 void Connection::OnWritten(error_code ec) {
+  for (const std::string& bytes : writing_) unwritten_bytes_ -= bytes.size();
   writing_.clear();
   if (phase_ == Phase::kClosed) return;
   if (ec) {

@@ -126,6 +126,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::deque<std::string> queued_;
   std::vector<std::string> writing_;  // the batch being written
+  size_t unwritten_bytes_ = 0;        // in queued_ and writing_
   bool watching_ = false;
   bool peer_closed_ = false;  // the watch read saw the client close while a write was in flight
   bool abort_after_writes_ = false;  // Abort arrived while a write was in flight

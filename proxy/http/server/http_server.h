@@ -86,6 +86,9 @@ struct ServerOptions {
   int threads = 2;                      // io threads; at least 1
   size_t max_body_bytes = 4 << 20;      // larger → 413 without calling the handler
   size_t max_header_bytes = 16 << 10;   // larger → 431
+  // Response bytes queued for a client that reads slower than the handler writes; past this the
+  // client counts as gone (the connection closes and OnClientGone runs), so memory stays bounded.
+  size_t max_queued_response_bytes = 16 << 20;
   // How long an idle keep-alive connection is kept open waiting for its next request.
   absl::Duration idle_timeout = absl::Seconds(60);
   // How long a client may take to send a request's headers, and again its body, once it started.
