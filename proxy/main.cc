@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
     if (arg.rfind("--check-config", 0) == 0) arg.replace(0, 14, "--check_config");
   }
   std::vector<char*> arg_ptrs;
+  arg_ptrs.reserve(args.size());
   for (std::string& arg : args) arg_ptrs.push_back(arg.data());
   absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
   // Debian's Abseil checks every mutex acquisition for lock-order cycles (a debugging aid that

@@ -68,7 +68,7 @@ absl::StatusOr<std::unique_ptr<Backend>> NewBackend(
 
 absl::StatusOr<std::shared_ptr<const Router>> Router::Build(const Config& config,
                                                             const Router* previous) {
-  auto router = std::shared_ptr<Router>(new Router);
+  auto router = std::shared_ptr<Router>(new Router);  // NOLINT(modernize-make-shared): private
   router->config_ = &config;
   for (const BackendConfig& b : config.backends) {
     auto shapes = SimShapes(config, b.name);
@@ -95,12 +95,12 @@ absl::StatusOr<std::shared_ptr<const Router>> Router::Build(const Config& config
 }
 
 std::shared_ptr<const Router> Router::WithBackends(
-    const Config& config, absl::flat_hash_map<std::string, std::shared_ptr<Backend>> backends) {
-  auto router = std::shared_ptr<Router>(new Router);
+    const Config& config,
+    const absl::flat_hash_map<std::string, std::shared_ptr<Backend>>& backends) {
+  auto router = std::shared_ptr<Router>(new Router);  // NOLINT(modernize-make-shared): private
   router->config_ = &config;
-  for (auto& [name, backend] : backends) {
-    router->backends_.emplace(name,
-                              Entry{"", std::move(backend), std::make_shared<BackendHealth>()});
+  for (const auto& [name, backend] : backends) {
+    router->backends_.emplace(name, Entry{"", backend, std::make_shared<BackendHealth>()});
   }
   return router;
 }

@@ -41,7 +41,8 @@ class Router {
 
   // A router over given backend instances (unit tests inject fakes here).
   static std::shared_ptr<const Router> WithBackends(
-      const Config& config, absl::flat_hash_map<std::string, std::shared_ptr<Backend>> backends);
+      const Config& config,
+      const absl::flat_hash_map<std::string, std::shared_ptr<Backend>>& backends);
 
   // NOT_FOUND for a model the config does not list.
   absl::StatusOr<Route> Resolve(absl::string_view model) const;

@@ -10,11 +10,11 @@
 namespace tollgate {
 
 inline grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  return {static_cast<grpc::StatusCode>(status.code()), std::string(status.message())};
 }
 
 inline absl::Status FromGrpcStatus(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  return {static_cast<absl::StatusCode>(status.error_code()), status.error_message()};
 }
 
 // What the client sees when a backend call fails with `backend_status`:

@@ -17,6 +17,8 @@
     }                                                         \
   } while (0)
 
+// `lhs` may be a declaration ("Config config"), so it cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define TG_ASSIGN_OR_RETURN(lhs, rexpr) \
   TG_ASSIGN_OR_RETURN_IMPL(TG_STATUS_CONCAT(tg_statusor_, __LINE__), lhs, rexpr)
 
@@ -26,3 +28,4 @@
     return std::move(statusor).status();               \
   }                                                    \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)

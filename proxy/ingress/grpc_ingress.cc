@@ -15,7 +15,7 @@ absl::string_view Metadata(const grpc::CallbackServerContext* context, absl::str
   const auto& md = context->client_metadata();
   auto it = md.find(grpc::string_ref(key.data(), key.size()));
   if (it == md.end()) return {};
-  return absl::string_view(it->second.data(), it->second.size());
+  return {it->second.data(), it->second.size()};
 }
 
 IngressInfo InfoFor(const grpc::CallbackServerContext* context) {

@@ -75,7 +75,7 @@ class HttpGenerateSink final : public GenerateSink {
         created_(absl::ToUnixSeconds(absl::Now())) {}
 
   static void Run(Pipeline* pipeline, const http::Request& request,
-                  std::shared_ptr<http::ResponseWriter> writer, bool chat,
+                  const std::shared_ptr<http::ResponseWriter>& writer, bool chat,
                   const openai::ParsedRequest& parsed) {
     auto sink = std::make_shared<HttpGenerateSink>(writer, chat, parsed);
     sink->self_ = sink;
@@ -205,10 +205,11 @@ std::pair<std::string, std::string> HttpIngress::ErrorBody(int status, std::stri
           openai::ErrorJson(absl::Status(code, absl::string_view(message.data(), message.size())))};
 }
 
-void HttpIngress::Handle(http::Request request, std::shared_ptr<http::ResponseWriter> writer) {
+void HttpIngress::Handle(const http::Request& request,
+                         const std::shared_ptr<http::ResponseWriter>& writer) {
   const std::string_view path = request.Path();
   const bool post = request.method == "POST";
-  if (path == "/v1/models" && request.method == "GET") return Models(request, std::move(writer));
+  if (path == "/v1/models" && request.method == "GET") return Models(request, writer);
   const bool chat = path == "/v1/chat/completions";
   if (!chat && path != "/v1/completions" && path != "/v1/embeddings") {
     return SendError(*writer, absl::NotFoundError(absl::StrCat(
@@ -225,28 +226,28 @@ void HttpIngress::Handle(http::Request request, std::shared_ptr<http::ResponseWr
     return SendError(*writer,
                      absl::InvalidArgumentError("the request body must be application/json"), 415);
   }
-  if (path == "/v1/embeddings") return Embed(request, std::move(writer));
-  Generate(request, std::move(writer), chat);
+  if (path == "/v1/embeddings") return Embed(request, writer);
+  Generate(request, writer, chat);
 }
 
 void HttpIngress::Generate(const http::Request& request,
-                           std::shared_ptr<http::ResponseWriter> writer, bool chat) {
+                           const std::shared_ptr<http::ResponseWriter>& writer, bool chat) {
   absl::StatusOr<openai::ParsedRequest> parsed =
       chat ? openai::ParseChatCompletionsRequest(request.body)
            : openai::ParseCompletionsRequest(request.body);
   if (!parsed.ok()) return SendError(*writer, parsed.status());
-  HttpGenerateSink::Run(pipeline_, request, std::move(writer), chat, *parsed);
+  HttpGenerateSink::Run(pipeline_, request, writer, chat, *parsed);
 }
 
 void HttpIngress::Embed(const http::Request& request,
-                        std::shared_ptr<http::ResponseWriter> writer) {
+                        const std::shared_ptr<http::ResponseWriter>& writer) {
   absl::StatusOr<openai::ParsedRequest> parsed = openai::ParseEmbeddingsRequest(request.body);
   if (!parsed.ok()) return SendError(*writer, parsed.status());
   const std::string model = parsed->embed.model();
   const bool base64 = parsed->base64_embeddings;
   pipeline_->Embed(
       InfoFor(request), parsed->embed,
-      [writer, model, base64](const absl::Status& status, v1::EmbedResponse response) {
+      [writer, model, base64](const absl::Status& status, const v1::EmbedResponse& response) {
         http::Headers headers =
             AccountingHeaders(response.cost(), response.cache_status(), response.request_id());
         if (!status.ok()) return SendError(*writer, status, 0, std::move(headers));
@@ -257,7 +258,7 @@ void HttpIngress::Embed(const http::Request& request,
 }
 
 void HttpIngress::Models(const http::Request& request,
-                         std::shared_ptr<http::ResponseWriter> writer) {
+                         const std::shared_ptr<http::ResponseWriter>& writer) {
   std::shared_ptr<const Snapshot> snapshot = snapshots_->Get();
   const std::string_view authorization = request.Header("authorization");
   absl::StatusOr<std::string> tenant = Authenticate(

@@ -21,16 +21,16 @@ class HttpIngress {
       : pipeline_(pipeline), snapshots_(snapshots) {}
 
   // The server's handler.
-  void Handle(http::Request request, std::shared_ptr<http::ResponseWriter> writer);
+  void Handle(const http::Request& request, const std::shared_ptr<http::ResponseWriter>& writer);
 
   // Error bodies for errors the HTTP server answers itself (413, 400, ...), in OpenAI's shape.
   static std::pair<std::string, std::string> ErrorBody(int status, std::string_view message);
 
  private:
-  void Generate(const http::Request& request, std::shared_ptr<http::ResponseWriter> writer,
+  void Generate(const http::Request& request, const std::shared_ptr<http::ResponseWriter>& writer,
                 bool chat);
-  void Embed(const http::Request& request, std::shared_ptr<http::ResponseWriter> writer);
-  void Models(const http::Request& request, std::shared_ptr<http::ResponseWriter> writer);
+  void Embed(const http::Request& request, const std::shared_ptr<http::ResponseWriter>& writer);
+  void Models(const http::Request& request, const std::shared_ptr<http::ResponseWriter>& writer);
 
   Pipeline* const pipeline_;
   const SnapshotHolder* const snapshots_;

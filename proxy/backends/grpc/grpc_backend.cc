@@ -63,7 +63,7 @@ class UnaryCall final : public BackendCall {
     self_ = self;
     request_ = std::move(call.request);
     context_.set_deadline(CallDeadline(call.deadline, timeout));
-    stub->async()->Generate(&context_, &request_, &response_, [this](grpc::Status status) {
+    stub->async()->Generate(&context_, &request_, &response_, [this](const grpc::Status& status) {
       if (status.ok()) observer_->OnMessage(response_);
       observer_->OnDone(BackendErrorForClient(FromGrpcStatus(status)));
       observer_.reset();
@@ -115,7 +115,7 @@ class GrpcBackend final : public Backend {
     state->done = std::move(done);
     state->context.set_deadline(CallDeadline(call.deadline, timeout_));
     stub_->async()->Embed(&state->context, &state->request, &state->response,
-                          [state](grpc::Status status) {
+                          [state](const grpc::Status& status) {
                             std::unique_ptr<State> owned(state);
                             if (status.ok()) {
                               owned->done(std::move(owned->response));

@@ -40,8 +40,10 @@ class SimBackend final : public Backend {
   std::shared_ptr<BackendCall> Generate(GenerateCall call,
                                         std::shared_ptr<GenerateObserver> observer) override {
     sim::SimEngine::Callbacks callbacks;
-    callbacks.on_chunk = [observer](v1::GenerateResponse chunk) { observer->OnMessage(chunk); };
-    callbacks.on_done = [observer](absl::Status status, v1::GenerateResponse last) {
+    callbacks.on_chunk = [observer](const v1::GenerateResponse& chunk) {
+      observer->OnMessage(chunk);
+    };
+    callbacks.on_done = [observer](const absl::Status& status, const v1::GenerateResponse& last) {
       if (status.ok()) observer->OnMessage(last);
       observer->OnDone(status);
     };
