@@ -150,6 +150,104 @@ absl::Duration Backoff(const RetryConfig& retry, uint32_t attempts_so_far) {
   return d / 2 + d / 2 * std::uniform_real_distribution<double>(0, 1)(random);
 }
 
+// Where a request's attempts go: the model's backend, retried after a failed connect, a 429 or a
+// 503 with jittered backoff, then its fallbacks in order; ejected backends are skipped. It also
+// keeps each backend's passive health and the attempt metrics. Attempts are sequential, so one
+// thread at a time touches a plan.
+class AttemptPlan {
+ public:
+  explicit AttemptPlan(const Admission* admission) : a_(admission) {}
+
+  const Target& current() const { return a_->route.targets[target_]; }
+
+  // The target of the next attempt, skipping ejected ones; nullptr when none is left.
+  const Target* Next() {
+    const absl::Time now = absl::Now();
+    while (attempts_on_target_ == 0 && target_ < a_->route.targets.size() &&
+           !current().health->AllowCall(now)) {
+      ++target_;
+    }
+    if (target_ == a_->route.targets.size()) {
+      target_ = a_->route.targets.size() - 1;  // report the last backend
+      return nullptr;
+    }
+    ++attempts_on_target_;
+    return &current();
+  }
+
+  // Why Next() found nothing.
+  absl::Status ExhaustedStatus() const {
+    if (!last_failure_.ok()) return last_failure_;
+    return absl::UnavailableError(absl::StrCat("every backend of model \"", a_->route.model->name,
+                                               "\" is ejected after repeated failures"));
+  }
+
+  // Accounts for an attempt that ended with `status`. Returns the delay before the next attempt
+  // when one should follow; nullopt when the request ends with `status`. `may_retry` is false once
+  // anything reached the client or the client is gone.
+  std::optional<absl::Duration> AfterAttempt(const absl::Status& status, bool may_retry) {
+    RecordHealth(status);
+    std::optional<absl::Duration> delay;
+    if (may_retry && !status.ok() && IsRetryable(status)) delay = PlanRetry(status);
+    a_->snapshot->metrics->RecordAttempt(current().config->name,
+                                         delay.has_value() ? AttemptResult::kRetried
+                                         : status.ok()     ? AttemptResult::kOk
+                                                           : AttemptResult::kFailed);
+    if (delay.has_value() && *delay < absl::ZeroDuration()) {  // moving on to the next backend
+      ++target_;
+      attempts_on_target_ = 0;
+      delay = absl::ZeroDuration();
+    }
+    return delay;
+  }
+
+ private:
+  // Passive health: unreachable and failing backends count against ejection; an answer, even a
+  // client error, shows the backend alive; rate limiting and cancels say nothing about health.
+  void RecordHealth(const absl::Status& status) {
+    const Target& target = current();
+    switch (status.code()) {
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kInternal:
+      case absl::StatusCode::kUnknown:
+        target.health->RecordFailure(target.config->ejection, absl::Now());
+        break;
+      case absl::StatusCode::kCancelled:
+      case absl::StatusCode::kDeadlineExceeded:
+      case absl::StatusCode::kResourceExhausted:
+        return;
+      default:
+        target.health->RecordSuccess();
+    }
+    a_->snapshot->metrics->SetEjected(target.config->name, target.health->ejected());
+  }
+
+  // The backoff before retrying the same backend; a negative duration to move to the next one
+  // at once; nullopt when nothing is left to try in time. A retry-after beyond the backoff cap
+  // moves on.
+  std::optional<absl::Duration> PlanRetry(const absl::Status& status) {
+    last_failure_ = status;
+    const RetryConfig& retry = current().config->retry;
+    absl::Duration delay = Backoff(retry, attempts_on_target_);
+    const auto retry_after = status.GetPayload(kRetryAfterPayload);
+    double retry_after_s = 0;
+    if (retry_after.has_value() && absl::SimpleAtod(std::string(*retry_after), &retry_after_s)) {
+      delay = absl::Seconds(retry_after_s);
+    }
+    if (attempts_on_target_ < retry.max_attempts && delay <= retry.max_backoff) {
+      if (absl::Now() + delay >= a_->deadline) return std::nullopt;
+      return delay;
+    }
+    if (target_ + 1 == a_->route.targets.size()) return std::nullopt;
+    return absl::Milliseconds(-1);
+  }
+
+  const Admission* const a_;
+  size_t target_ = 0;  // index into a_->route.targets
+  uint32_t attempts_on_target_ = 0;
+  absl::Status last_failure_;
+};
+
 // One generation in flight. Backend events for it arrive serialised (GenerateObserver contract);
 // only Cancel() can race with them, and it touches nothing but `mu_`-guarded state.
 class GenerateRun final : public GenerateObserver,
@@ -210,50 +308,43 @@ class GenerateRun final : public GenerateObserver,
     if (!sent_first_delta_) {
       sent_first_delta_ = true;
       delta.set_request_id(a_.request_id);
-      delta.set_backend(CurrentTarget().config->name);
+      delta.set_backend(plan_.current().config->name);
     }
     sink_->OnDelta(std::move(delta));
   }
 
   void OnDone(const absl::Status& backend_status) override {
     timing_.done = absl::Now();
-    const Target& target = CurrentTarget();
-    RecordHealth(target, backend_status);
-    if (ShouldTryAgain(backend_status)) return;
-    a_.snapshot->metrics->RecordAttempt(
-        target.config->name, backend_status.ok() ? AttemptResult::kOk : AttemptResult::kFailed);
-    Finish(backend_status);
+    const std::optional<absl::Duration> delay =
+        plan_.AfterAttempt(backend_status, !received_any_ && !IsCancelled());
+    if (!delay.has_value()) {
+      Finish(backend_status);
+    } else if (*delay <= absl::ZeroDuration()) {
+      NextAttempt();
+    } else {
+      TimerQueue::Default().RunAfter(*delay, [self = shared_from_this()] { self->NextAttempt(); });
+    }
   }
 
  private:
-  const Target& CurrentTarget() const { return a_.route.targets[target_]; }
-
-  // Starts a call on the current target, skipping ejected targets; finishes the request when the
-  // client is gone or no target is left.
+  // Starts a call on the plan's next target; finishes the request when the client is gone or no
+  // target is left.
   void NextAttempt() {
     if (IsCancelled()) {
       Finish(absl::CancelledError("cancelled by the client"));
       return;
     }
-    const absl::Time now = absl::Now();
-    while (attempts_on_target_ == 0 && target_ < a_.route.targets.size() &&
-           !CurrentTarget().health->AllowCall(now)) {
-      ++target_;
-    }
-    if (target_ == a_.route.targets.size()) {
-      Finish(last_failure_.ok() ? absl::UnavailableError(absl::StrCat(
-                                      "every backend of model \"", a_.route.model->name,
-                                      "\" is ejected after repeated failures"))
-                                : last_failure_);
+    const Target* target = plan_.Next();
+    if (target == nullptr) {
+      Finish(plan_.ExhaustedStatus());
       return;
     }
-    ++attempts_on_target_;
     GenerateCall call;
     call.request = request_;
     call.deadline = a_.deadline;
     call.client_streams = stream_;
     std::shared_ptr<BackendCall> handle =
-        CurrentTarget().backend->Generate(std::move(call), shared_from_this());
+        target->backend->Generate(std::move(call), shared_from_this());
     bool cancelled;
     {
       absl::MutexLock lock(&mu_);
@@ -266,57 +357,6 @@ class GenerateRun final : public GenerateObserver,
   bool IsCancelled() {
     absl::MutexLock lock(&mu_);
     return cancelled_;
-  }
-
-  // Passive health: unreachable and failing backends count against ejection; an answer, even a
-  // client error, shows the backend alive; rate limiting and cancels say nothing about health.
-  void RecordHealth(const Target& target, const absl::Status& status) {
-    switch (status.code()) {
-      case absl::StatusCode::kUnavailable:
-      case absl::StatusCode::kInternal:
-      case absl::StatusCode::kUnknown:
-        target.health->RecordFailure(target.config->ejection, absl::Now());
-        break;
-      case absl::StatusCode::kCancelled:
-      case absl::StatusCode::kDeadlineExceeded:
-      case absl::StatusCode::kResourceExhausted:
-        return;
-      default:
-        target.health->RecordSuccess();
-    }
-    a_.snapshot->metrics->SetEjected(target.config->name, target.health->ejected());
-  }
-
-  // Retries a failed connect, a 429 or a 503 with jittered backoff, then moves on to the fallback
-  // backends, but only while nothing has reached the client. Returns whether another attempt was
-  // scheduled.
-  bool ShouldTryAgain(const absl::Status& status) {
-    if (status.ok() || received_any_ || !IsRetryable(status) || IsCancelled()) return false;
-    last_failure_ = status;
-    const RetryConfig& retry = CurrentTarget().config->retry;
-    absl::Duration delay = Backoff(retry, attempts_on_target_);
-    const auto retry_after = status.GetPayload(kRetryAfterPayload);
-    double retry_after_s = 0;
-    if (retry_after.has_value() && absl::SimpleAtod(std::string(*retry_after), &retry_after_s)) {
-      delay = absl::Seconds(retry_after_s);
-    }
-    const bool same_target = attempts_on_target_ < retry.max_attempts && delay <= retry.max_backoff;
-    if (!same_target) {
-      if (target_ + 1 == a_.route.targets.size()) return false;
-      delay = absl::ZeroDuration();
-    }
-    if (absl::Now() + delay >= a_.deadline) return false;
-    a_.snapshot->metrics->RecordAttempt(CurrentTarget().config->name, AttemptResult::kRetried);
-    if (!same_target) {
-      ++target_;
-      attempts_on_target_ = 0;
-    }
-    if (delay <= absl::ZeroDuration()) {
-      NextAttempt();
-    } else {
-      TimerQueue::Default().RunAfter(delay, [self = shared_from_this()] { self->NextAttempt(); });
-    }
-    return true;
   }
 
   void Finish(const absl::Status& backend_status) {
@@ -335,7 +375,7 @@ class GenerateRun final : public GenerateObserver,
     final.set_text(std::move(text_));
     final.set_finish_reason(finish_reason_);
     final.set_cache_status(v1::CACHE_STATUS_MISS);
-    final.set_backend(CurrentTarget().config->name);
+    final.set_backend(plan_.current().config->name);
     final.set_request_id(a_.request_id);
     const absl::Status client_status = ClientStatus(status, a_.deadline);
     RecordOutcome(a_, client_status.code(), final.usage(), final.cost().total_nano_usd(), &timing_);
@@ -372,9 +412,7 @@ class GenerateRun final : public GenerateObserver,
   // Touched only by the serialised backend events, Start and retries (which run one at a time:
   // the next attempt starts after the previous one's OnDone).
   v1::GenerateRequest request_;  // as sent to the backend
-  size_t target_ = 0;            // index into a_.route.targets
-  uint32_t attempts_on_target_ = 0;
-  absl::Status last_failure_;
+  AttemptPlan plan_{&a_};
   BackendTiming timing_;
   bool received_any_ = false;
   bool sent_first_delta_ = false;
@@ -385,6 +423,82 @@ class GenerateRun final : public GenerateObserver,
   uint64_t output_bytes_ = 0;
   v1::FinishReason finish_reason_ = v1::FINISH_REASON_UNSPECIFIED;
   std::string text_;
+};
+
+// One embeddings request: attempts as the plan says, then usage, cost and metrics.
+class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
+ public:
+  EmbedRun(Admission admission, v1::EmbedRequest request, EmbedDone done)
+      : a_(std::move(admission)), request_(std::move(request)), done_(std::move(done)) {
+    request_.set_model(a_.route.model->backend_model);
+    for (const std::string& input : request_.inputs()) input_bytes_ += input.size();
+  }
+
+  void Start() {
+    timing_.start = absl::Now();
+    NextAttempt();
+  }
+
+ private:
+  void NextAttempt() {
+    const Target* target = plan_.Next();
+    if (target == nullptr) {
+      Finish(plan_.ExhaustedStatus());
+      return;
+    }
+    EmbedCall call;
+    call.request = request_;
+    call.deadline = a_.deadline;
+    target->backend->Embed(std::move(call),
+                           [self = shared_from_this()](absl::StatusOr<v1::EmbedResponse> result) {
+                             self->OnResult(std::move(result));
+                           });
+  }
+
+  void OnResult(absl::StatusOr<v1::EmbedResponse> result) {
+    timing_.done = absl::Now();
+    // One vector per input, or the answer is unusable (gRPC lets an unparseable reply through as
+    // an empty message); it is then charged nothing.
+    if (result.ok() && result->embeddings_size() != request_.inputs_size()) {
+      result =
+          absl::InternalError(absl::StrCat("the backend returned ", result->embeddings_size(),
+                                           " embeddings for ", request_.inputs_size(), " inputs"));
+    }
+    const std::optional<absl::Duration> delay =
+        plan_.AfterAttempt(result.status(), /*may_retry=*/true);
+    if (!delay.has_value()) {
+      Finish(std::move(result));
+    } else if (*delay <= absl::ZeroDuration()) {
+      NextAttempt();
+    } else {
+      TimerQueue::Default().RunAfter(*delay, [self = shared_from_this()] { self->NextAttempt(); });
+    }
+  }
+
+  void Finish(absl::StatusOr<v1::EmbedResponse> result) {
+    v1::EmbedResponse response;
+    const absl::Status status = ClientStatus(result.status(), a_.deadline);
+    if (result.ok()) {
+      response = *std::move(result);
+      if (response.usage().source() == v1::USAGE_SOURCE_UNSPECIFIED) {
+        response.mutable_usage()->set_input_tokens(EstimateTokens(input_bytes_));
+        response.mutable_usage()->set_source(v1::USAGE_SOURCE_ESTIMATED);
+      }
+    }
+    *response.mutable_cost() = PriceUsage(a_.route.model->prices, response.usage());
+    response.set_cache_status(v1::CACHE_STATUS_MISS);
+    response.set_backend(plan_.current().config->name);
+    response.set_request_id(a_.request_id);
+    RecordOutcome(a_, status.code(), response.usage(), response.cost().total_nano_usd(), &timing_);
+    done_(status, std::move(response));
+  }
+
+  const Admission a_;
+  v1::EmbedRequest request_;  // as sent to the backend
+  const EmbedDone done_;
+  uint64_t input_bytes_ = 0;
+  AttemptPlan plan_{&a_};
+  BackendTiming timing_;
 };
 
 absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request) {
@@ -463,43 +577,7 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
     done(admission.status, std::move(response));
     return;
   }
-  uint64_t input_bytes = 0;
-  for (const std::string& input : request.inputs()) input_bytes += input.size();
-  EmbedCall call;
-  call.request = request;
-  call.request.set_model(admission.route.model->backend_model);
-  call.deadline = info.deadline;
-  BackendTiming timing;
-  timing.start = absl::Now();
-  // Embeddings go to the model's backend; retries and fallbacks apply to generations only.
-  std::shared_ptr<Backend> backend = admission.route.targets.front().backend;
-  const int inputs = request.inputs_size();
-  backend->Embed(std::move(call), [a = std::move(admission), timing, input_bytes, inputs,
-                                   done = std::move(done)](
-                                      absl::StatusOr<v1::EmbedResponse> result) mutable {
-    timing.done = absl::Now();
-    // One vector per input, or the answer is unusable (gRPC lets an unparseable reply through as
-    // an empty message); it is then charged nothing.
-    if (result.ok() && result->embeddings_size() != inputs) {
-      result = absl::InternalError(absl::StrCat("the backend returned ", result->embeddings_size(),
-                                                " embeddings for ", inputs, " inputs"));
-    }
-    v1::EmbedResponse response;
-    const absl::Status status = ClientStatus(result.status(), a.deadline);
-    if (result.ok()) {
-      response = *std::move(result);
-      if (response.usage().source() == v1::USAGE_SOURCE_UNSPECIFIED) {
-        response.mutable_usage()->set_input_tokens(EstimateTokens(input_bytes));
-        response.mutable_usage()->set_source(v1::USAGE_SOURCE_ESTIMATED);
-      }
-    }
-    *response.mutable_cost() = PriceUsage(a.route.model->prices, response.usage());
-    response.set_cache_status(v1::CACHE_STATUS_MISS);
-    response.set_backend(a.route.targets.front().config->name);
-    response.set_request_id(a.request_id);
-    RecordOutcome(a, status.code(), response.usage(), response.cost().total_nano_usd(), &timing);
-    done(status, std::move(response));
-  });
+  std::make_shared<EmbedRun>(std::move(admission), request, std::move(done))->Start();
 }
 
 }  // namespace tollgate

@@ -1,6 +1,7 @@
 #include "proxy/pipeline.h"
 
 #include <atomic>
+#include <functional>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -31,7 +32,14 @@ class FakeBackend final : public Backend {
     ++calls_;
     return call_;
   }
-  void Embed(EmbedCall, EmbedCallback done) override { done(absl::UnimplementedError("fake")); }
+  void Embed(EmbedCall call, EmbedCallback done) override {
+    ++embed_calls;
+    done(embed_answer(call));
+  }
+  // What Embed answers; by default UNIMPLEMENTED.
+  std::function<absl::StatusOr<v1::EmbedResponse>(const EmbedCall&)> embed_answer =
+      [](const EmbedCall&) { return absl::UnimplementedError("fake"); };
+  std::atomic<int> embed_calls = 0;
 
   // Waits (bounded) until `n` calls have been started; returns the count reached.
   int WaitForCalls(int n) {
@@ -413,6 +421,64 @@ backends:
   spare_->Answer("y", 1, 1);
   ASSERT_TRUE(second.finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_EQ(second.final.backend(), "spare");
+}
+
+// One vector per input, with reported usage.
+absl::StatusOr<v1::EmbedResponse> Vectors(const EmbedCall& call) {
+  v1::EmbedResponse response;
+  for (int i = 0; i < call.request.inputs_size(); ++i) response.add_embeddings()->add_values(1);
+  response.mutable_usage()->set_input_tokens(7);
+  response.mutable_usage()->set_source(v1::USAGE_SOURCE_REPORTED);
+  return response;
+}
+
+TEST_F(PipelineTest, EmbeddingsFallBackWhenThePrimaryIsDown) {
+  Configure(kDefaultBackends, ", fallback_backends: [spare]");
+  backend_->embed_answer = [](const EmbedCall&) {
+    return absl::UnavailableError("connection refused");
+  };
+  spare_->embed_answer = Vectors;
+  IngressInfo info;
+  info.authorization = "Bearer k1";
+  v1::EmbedRequest request;
+  request.set_model("m1");
+  request.add_inputs("a");
+  request.add_inputs("b");
+  absl::Notification finished;
+  absl::Status status;
+  v1::EmbedResponse response;
+  pipeline_.Embed(info, request, [&](const absl::Status& s, v1::EmbedResponse r) {
+    status = s;
+    response = std::move(r);
+    finished.Notify();
+  });
+  ASSERT_TRUE(finished.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(backend_->embed_calls, 1);
+  EXPECT_EQ(spare_->embed_calls, 1);
+  EXPECT_EQ(response.backend(), "spare");
+  EXPECT_EQ(response.embeddings_size(), 2);
+  EXPECT_EQ(response.cost().total_nano_usd(), 7 * 1000);
+  EXPECT_EQ(Attempts("fake", "retried"), 1);
+}
+
+TEST_F(PipelineTest, EmbeddingsWithTheWrongNumberOfVectorsAreAnErrorChargedNothing) {
+  backend_->embed_answer = [](const EmbedCall&) -> absl::StatusOr<v1::EmbedResponse> {
+    return v1::EmbedResponse();  // what gRPC makes of an unparseable reply
+  };
+  IngressInfo info;
+  info.authorization = "Bearer k1";
+  v1::EmbedRequest request;
+  request.set_model("m1");
+  request.add_inputs("a");
+  absl::Status status;
+  v1::EmbedResponse response;
+  pipeline_.Embed(info, request, [&](const absl::Status& s, v1::EmbedResponse r) {
+    status = s;
+    response = std::move(r);
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(response.cost().total_nano_usd(), 0);
 }
 
 TEST(Authenticate, AcceptsBearerInAnyCaseAndRejectsEverythingElse) {
