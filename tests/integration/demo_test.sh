@@ -16,4 +16,6 @@ if [[ -z "${first_cost}" ]]; then
   exit 1
 fi
 grep -q '^demo: stopped' <<<"${out}" || { echo "FAIL: the demo did not stop cleanly"; exit 1; }
+grep -qiE '^x-tollgate-cost-usd: 0\.[0-9]{9}' <<<"${out}" ||
+  { echo "FAIL: the demo's HTTP call showed no cost header"; exit 1; }
 echo "PASS: ${first_cost}"
