@@ -1,0 +1,19 @@
+// A deterministic corpus of mixed text for the tokenizer parity and property tests: English prose,
+// source code, Chinese, Japanese, Korean, Cyrillic, Arabic, Devanagari, emoji and ZWJ sequences,
+// runs of spaces, tabs and newlines, digits in several scripts, contractions in every case, and
+// very long words. Every document is valid UTF-8 (the reference takes JS strings).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace tollgate::testing {
+
+// Documents totalling at least `min_bytes`, the same on every run for a given seed.
+std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed);
+
+// A few documents that embed the special tokens' text among ordinary text.
+std::vector<std::string> SpecialTokenDocuments();
+
+}  // namespace tollgate::testing
