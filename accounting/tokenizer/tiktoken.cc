@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <queue>
 #include <sstream>
 #include <utility>
 
@@ -30,6 +31,8 @@ using tokenizer_internal::SplitPattern;
 absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 constexpr uint32_t kNoRank = std::numeric_limits<uint32_t>::max();
+// Pieces at least this long are merged with a heap instead of tiktoken's quadratic scan.
+constexpr size_t kLongPieceBytes = 64;
 
 // The vocabulary: token bytes by id in one buffer, and the reverse map keyed by views into it.
 struct Vocabulary {
@@ -110,9 +113,59 @@ class TiktokenTokenizer final : public Tokenizer {
       if (uint32_t rank = Rank(piece); rank != kNoRank) {
         emit(rank);
       } else {
-        MergePiece(piece, emit);
+        if (piece.size() < kLongPieceBytes) {
+          MergePiece(piece, emit);
+        } else {
+          MergeLongPiece(piece, emit);
+        }
       }
     });
+  }
+
+  // The same merges as MergePiece, in O(n log n): a linked list of parts and a min-heap of
+  // (rank, start) candidates, stale ones skipped. Ordering by start breaks rank ties leftmost, as
+  // MergePiece's scan does; it pays off only for long pieces (words of hundreds of bytes).
+  template <typename Emit>
+  void MergeLongPiece(std::string_view piece, Emit&& emit) const {
+    struct Node {     // nodes[i] is the part that starts at byte i
+      uint32_t rank;  // of merging this part with the next; kNoRank when none
+      uint32_t prev;
+      uint32_t next;
+    };
+    const uint32_t n = static_cast<uint32_t>(piece.size());
+    std::vector<Node> nodes(n + 1);  // nodes[n] is the end sentinel
+    auto span_rank = [&](uint32_t i) {
+      uint32_t next = nodes[i].next;
+      if (next >= n) return kNoRank;
+      return Rank(piece.substr(i, nodes[next].next - i));
+    };
+    for (uint32_t i = 0; i <= n; ++i) nodes[i] = {kNoRank, i - 1, i + 1};
+    using Candidate = std::pair<uint32_t, uint32_t>;  // (rank, start)
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+    for (uint32_t i = 0; i + 1 < n; ++i) {
+      nodes[i].rank = span_rank(i);
+      if (nodes[i].rank != kNoRank) heap.emplace(nodes[i].rank, i);
+    }
+    std::vector<bool> merged_away(n, false);
+    while (!heap.empty()) {
+      auto [rank, i] = heap.top();
+      heap.pop();
+      if (merged_away[i] || nodes[i].rank != rank) continue;  // stale
+      uint32_t gone = nodes[i].next;
+      merged_away[gone] = true;
+      nodes[i].next = nodes[gone].next;
+      nodes[nodes[i].next].prev = i;
+      nodes[i].rank = span_rank(i);
+      if (nodes[i].rank != kNoRank) heap.emplace(nodes[i].rank, i);
+      if (i > 0) {
+        uint32_t prev = nodes[i].prev;
+        nodes[prev].rank = span_rank(prev);
+        if (nodes[prev].rank != kNoRank) heap.emplace(nodes[prev].rank, prev);
+      }
+    }
+    for (uint32_t i = 0; i < n; i = nodes[i].next) {
+      emit(Rank(piece.substr(i, nodes[i].next - i)));
+    }
   }
 
   // tiktoken's byte pair merge. parts[i] is (start offset, rank of the merge of parts i and i+1).

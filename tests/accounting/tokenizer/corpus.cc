@@ -40,7 +40,8 @@ constexpr std::string_view kFragments[] = {
     "नमस्ते दुनिया, यह हिन्दी पाठ है। क्षत्रिय",
     "สวัสดีชาวโลก ภาษาไทยไม่มีช่องว่างระหว่างคำ",
     // Emoji, ZWJ sequences, flags, skin tones, keycaps, variation selectors.
-    "👨‍👩‍👧‍👦 family, 🏳️‍🌈 flag, 👍🏽 thumbs, 🇺🇸🇯🇵 flags, 1️⃣ keycap, ❤️ heart, "
+    "👨‍👩‍👧‍👦 family, 🏳️‍🌈 flag, 👍🏽 thumbs, 🇺🇸🇯🇵 flags, 1️⃣ keycap, ❤️ "
+    "heart, "
     "🧑‍💻 coder",
     "😀😃😄😁😆😅😂🤣☺️😊 🤷‍♀️🤦🏻‍♂️",
     // Digits and numbers in several scripts.
@@ -131,7 +132,7 @@ std::string LongWord(std::mt19937& rng) {
 
 }  // namespace
 
-std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed) {
+std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed, bool long_words) {
   std::mt19937 rng(seed);
   std::vector<std::string> docs;
   for (std::string_view fragment : kFragments) docs.emplace_back(fragment);
@@ -146,7 +147,7 @@ std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed) {
           doc += RandomCodePoints(rng, 1 + rng() % 60);
           break;
         case 1:
-          if (rng() % 4 == 0) doc += LongWord(rng);
+          if (rng() % 4 == 0 && long_words) doc += LongWord(rng);
           break;
         case 2:
           doc += std::string(1 + rng() % 40, " \t\n"[rng() % 3]);

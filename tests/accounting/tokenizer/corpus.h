@@ -10,8 +10,9 @@
 
 namespace tollgate::testing {
 
-// Documents totalling at least `min_bytes`, the same on every run for a given seed.
-std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed);
+// Documents totalling at least `min_bytes`, the same on every run for a given seed. Without
+// `long_words`, no words of 50 to 3,000 letters (whose merging is quadratic in tiktoken).
+std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed, bool long_words = true);
 
 // A few documents that embed the special tokens' text among ordinary text.
 std::vector<std::string> SpecialTokenDocuments();
