@@ -89,7 +89,7 @@ class TiktokenTokenizer final : public Tokenizer {
   std::string Decode(const std::vector<uint32_t>& ids) const override {
     std::string out;
     for (uint32_t id : ids) {
-      if (id + 1 < vocab_.offsets.size()) out.append(TokenBytes(id));
+      if (id < vocabulary_size()) out.append(TokenBytes(id));
     }
     return out;
   }

@@ -1,5 +1,7 @@
+#include <atomic>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "accounting/tokenizer/tokenizer.h"
@@ -53,7 +55,33 @@ TEST_P(TiktokenTest, DecodesWhatItEncodesEvenForInvalidUtf8) {
 }
 
 TEST_P(TiktokenTest, SkipsUnknownIdsWhenDecoding) {
-  EXPECT_EQ(tokenizer_->Decode({64, 4000000000u, 65}), "ab");
+  EXPECT_EQ(tokenizer_->Decode({64, 4000000000u, 65, 0xFFFFFFFFu}), "ab");
+  EXPECT_EQ(tokenizer_->Decode({static_cast<uint32_t>(tokenizer_->vocabulary_size())}), "");
+}
+
+TEST_P(TiktokenTest, GivesTheSameIdsFromManyThreadsAtOnce) {
+  const std::string text =
+      "Ünïcödé 日本語 👨‍👩‍👧 It's HTTPServer\n\n  x = 12345;\t" +
+      std::string(300, 'z');
+  const std::vector<uint32_t> expected = tokenizer_->Encode(text);
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        if (tokenizer_->Encode(text) != expected || tokenizer_->Count(text) != expected.size()) {
+          ++mismatches;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST_P(TiktokenTest, DecodesSpecialTokensBackToTheirText) {
+  const std::string text = "x<|endoftext|>y <|endofprompt|>\n";
+  EXPECT_EQ(tokenizer_->Decode(tokenizer_->EncodeWithSpecialTokens(text)), text);
 }
 
 TEST_P(TiktokenTest, NamesItsEncoding) { EXPECT_EQ(tokenizer_->name(), GetParam()); }
