@@ -4,6 +4,7 @@
 //   tollgate --check-config tollgate.yaml  validate the file, exit 0 (valid) or 1 (invalid)
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -13,10 +14,17 @@
 #include "absl/flags/usage.h"
 #include "absl/synchronization/mutex.h"
 #include "proxy/common/log.h"
+#include "proxy/count_tokens.h"
 #include "proxy/server.h"
 
 ABSL_FLAG(std::string, config, "", "YAML config file to run with");
 ABSL_FLAG(std::string, check_config, "", "Validate this YAML config file and exit");
+ABSL_FLAG(std::string, tokenizer, "", "count-tokens: cl100k_base or o200k_base");
+ABSL_FLAG(bool, ids, false, "count-tokens: also print the token ids");
+ABSL_FLAG(std::string, vocab_dir,
+          std::getenv("TOLLGATE_VOCAB_DIR") != nullptr ? std::getenv("TOLLGATE_VOCAB_DIR")
+                                                       : ".cache/tokenizer",
+          "count-tokens: the vocabulary directory (scripts/fetch_vocab fills it)");
 
 namespace {
 
@@ -75,7 +83,8 @@ int Run(const std::string& path) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "tollgate --config FILE | --check-config FILE\n"
+      "tollgate --config FILE | --check-config FILE | count-tokens --tokenizer NAME [--ids] "
+      "[FILE]\n"
       "LLM cost-accounting gRPC proxy. See README.md.");
   // The documented spelling is --check-config; absl flags spell it --check_config.
   std::vector<std::string> args(argv, argv + argc);
@@ -85,10 +94,20 @@ int main(int argc, char** argv) {
   std::vector<char*> arg_ptrs;
   arg_ptrs.reserve(args.size());
   for (std::string& arg : args) arg_ptrs.push_back(arg.data());
-  absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  const std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
   // Debian's Abseil checks every mutex acquisition for lock-order cycles (a debugging aid that
   // showed in request-path profiles); tests keep it, the server does not.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (positional.size() >= 2 && std::string(positional[1]) == "count-tokens") {
+    if (positional.size() > 3) {
+      std::cerr << "usage: tollgate count-tokens --tokenizer NAME [--ids] [FILE]\n";
+      return 2;
+    }
+    return tollgate::CountTokens(absl::GetFlag(FLAGS_tokenizer), absl::GetFlag(FLAGS_vocab_dir),
+                                 absl::GetFlag(FLAGS_ids),
+                                 positional.size() == 3 ? positional[2] : "");
+  }
   if (!absl::GetFlag(FLAGS_check_config).empty())
     return CheckConfig(absl::GetFlag(FLAGS_check_config));
   if (!absl::GetFlag(FLAGS_config).empty()) return Run(absl::GetFlag(FLAGS_config));
