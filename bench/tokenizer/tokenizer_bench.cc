@@ -26,23 +26,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 long ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   long pages = 0, resident = 0;
@@ -100,7 +83,7 @@ int Run(const std::string& encoding, double mb, int rounds, bool long_words) {
   std::string input = "/tmp/tollgate_tokenizer_bench_" + std::to_string(getpid()) + ".jsonl";
   {
     std::ofstream out(input, std::ios::binary);
-    for (const std::string& doc : docs) out << JsonString(doc) << "\n";
+    for (const std::string& doc : docs) out << tollgate::testing::JsonString(doc) << "\n";
   }
 
   size_t encode_tokens = 0, count_tokens = 0;

@@ -1,6 +1,7 @@
 #include "tests/accounting/tokenizer/corpus.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string_view>
 
@@ -40,7 +41,8 @@ constexpr std::string_view kFragments[] = {
     "नमस्ते दुनिया, यह हिन्दी पाठ है। क्षत्रिय",
     "สวัสดีชาวโลก ภาษาไทยไม่มีช่องว่างระหว่างคำ",
     // Emoji, ZWJ sequences, flags, skin tones, keycaps, variation selectors.
-    "👨‍👩‍👧‍👦 family, 🏳️‍🌈 flag, 👍🏽 thumbs, 🇺🇸🇯🇵 flags, 1️⃣ keycap, ❤️ "
+    "👨‍👩‍👧‍👦 family, 🏳️‍🌈 flag, 👍🏽 thumbs, 🇺🇸🇯🇵 flags, 1️⃣ keycap, "
+    "❤️ "
     "heart, "
     "🧑‍💻 coder",
     "😀😃😄😁😆😅😂🤣☺️😊 🤷‍♀️🤦🏻‍♂️",
@@ -178,6 +180,23 @@ std::vector<std::string> SpecialTokenDocuments() {
       "<|endoftext|><|endoftext|>  <|endoftext|>\n",
       "a <|not_special|> <|endoftext| |endoftext|> <|endofprompt|>",
   };
+}
+
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
 }
 
 }  // namespace tollgate::testing

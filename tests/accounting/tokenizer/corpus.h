@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tollgate::testing {
@@ -16,5 +17,8 @@ std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed, bool lo
 
 // A few documents that embed the special tokens' text among ordinary text.
 std::vector<std::string> SpecialTokenDocuments();
+
+// `text` as a JSON string literal, one document per line for the node reference.
+std::string JsonString(std::string_view text);
 
 }  // namespace tollgate::testing

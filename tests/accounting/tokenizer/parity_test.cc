@@ -24,23 +24,6 @@ namespace {
 
 constexpr size_t kCorpusBytes = 1200 * 1000;
 
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 // Runs reference.mjs; the ids per document, or an empty vector with *why set.
 std::vector<std::vector<uint32_t>> ReferenceIds(const std::string& encoding,
                                                 const std::string& mode,
@@ -60,7 +43,7 @@ std::vector<std::vector<uint32_t>> ReferenceIds(const std::string& encoding,
   std::string output = input + ".out";
   {
     std::ofstream in(input, std::ios::binary);
-    for (const std::string& doc : docs) in << JsonString(doc) << "\n";
+    for (const std::string& doc : docs) in << testing::JsonString(doc) << "\n";
   }
   std::string command = absl::StrCat("node '", dir, "/reference.mjs' ", encoding, " ", mode, " '",
                                      input, "' '", output, "'");
@@ -116,14 +99,14 @@ class ParityTest : public ::testing::TestWithParam<const char*> {
         while (at < actual.size() && at < expected[i].size() && actual[at] == expected[i][at]) ++at;
         ADD_FAILURE() << GetParam() << " " << mode << " document " << i << " differs at token "
                       << at << ": tollgate decodes there to "
-                      << JsonString(tokenizer_->Decode(std::vector<uint32_t>(
+                      << testing::JsonString(tokenizer_->Decode(std::vector<uint32_t>(
                              actual.begin() + at,
                              actual.begin() + std::min(actual.size(), at + 4))))
                       << ", the reference to "
-                      << JsonString(tokenizer_->Decode(std::vector<uint32_t>(
+                      << testing::JsonString(tokenizer_->Decode(std::vector<uint32_t>(
                              expected[i].begin() + at,
                              expected[i].begin() + std::min(expected[i].size(), at + 4))))
-                      << "\ndocument: " << JsonString(docs[i].substr(0, 2000));
+                      << "\ndocument: " << testing::JsonString(docs[i].substr(0, 2000));
       }
     }
     std::printf(
