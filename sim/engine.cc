@@ -236,4 +236,24 @@ void SimEngine::EndStepLocked(Outbox& outbox) {
   running_ = std::move(still_running);
 }
 
+void EngineRequestHandle::Submitted(SimEngine::RequestId id) {
+  bool cancel_requested;
+  {
+    absl::MutexLock lock(&mu_);
+    id_ = id;
+    cancel_requested = cancel_requested_;
+  }
+  if (cancel_requested) engine_->Cancel(id);
+}
+
+void EngineRequestHandle::Cancel() {
+  std::optional<SimEngine::RequestId> id;
+  {
+    absl::MutexLock lock(&mu_);
+    cancel_requested_ = true;
+    id = id_;
+  }
+  if (id.has_value()) engine_->Cancel(*id);
+}
+
 }  // namespace tollgate::sim

@@ -26,6 +26,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -137,6 +138,23 @@ class SimEngine {
   uint64_t generation_tokens_total_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::thread thread_;  // only when time_scale > 0
+};
+
+// One submitted request's id, for a front end whose client may cancel before Submit has returned
+// the id: that cancel is remembered and applied once the id is known. Thread-safe.
+class EngineRequestHandle {
+ public:
+  explicit EngineRequestHandle(SimEngine* engine) : engine_(engine) {}
+  // After Submit: records the id and applies a cancel that came first.
+  void Submitted(SimEngine::RequestId id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancels the request now, or as soon as it is submitted.
+  void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  SimEngine* const engine_;
+  absl::Mutex mu_;
+  std::optional<SimEngine::RequestId> id_ ABSL_GUARDED_BY(mu_);
+  bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace tollgate::sim

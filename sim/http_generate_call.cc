@@ -1,12 +1,9 @@
 #include "sim/http_generate_call.h"
 
 #include <algorithm>
-#include <optional>
 #include <string>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "proxy/openai/server_codec.h"
 #include "sim/generator.h"
 
@@ -62,26 +59,11 @@ class GenerateCall : public std::enable_shared_from_this<GenerateCall> {
                        const absl::Status& status,
                        v1::GenerateResponse last) { self->OnDone(status, std::move(last)); },
     };
-    const SimEngine::RequestId id =
-        engine_->Submit(request_, ShapeForModel(request_.model()), std::move(callbacks));
-    bool cancel = false;
-    {
-      absl::MutexLock lock(&mu_);
-      id_ = id;
-      cancel = cancel_requested_;
-    }
-    if (cancel) engine_->Cancel(id);
+    handle_.Submitted(
+        engine_->Submit(request_, ShapeForModel(request_.model()), std::move(callbacks)));
   }
 
-  void CancelEngineRequest() {
-    std::optional<SimEngine::RequestId> id;
-    {
-      absl::MutexLock lock(&mu_);
-      cancel_requested_ = true;
-      id = id_;
-    }
-    if (id.has_value()) engine_->Cancel(*id);
-  }
+  void CancelEngineRequest() { handle_.Cancel(); }
 
   void OnChunk(v1::GenerateResponse chunk) {
     if (aborted_) return;
@@ -134,9 +116,7 @@ class GenerateCall : public std::enable_shared_from_this<GenerateCall> {
   const std::unique_ptr<GenerateEncoder> encoder_;
   const std::shared_ptr<http::ResponseWriter> writer_;
 
-  absl::Mutex mu_;
-  std::optional<SimEngine::RequestId> id_ ABSL_GUARDED_BY(mu_);
-  bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  EngineRequestHandle handle_{engine_};
 
   // Touched only by the engine's callbacks, which never overlap.
   uint32_t tokens_ = 0;

@@ -26,7 +26,7 @@ class EngineCall {
   EngineCall& operator=(const EngineCall&) = delete;
 
  protected:
-  explicit EngineCall(SimEngine* engine) : engine_(engine) {}
+  explicit EngineCall(SimEngine* engine) : engine_(engine), handle_(engine) {}
   virtual ~EngineCall() = default;
 
   // Called in order on one thread at a time; OnEngineDone exactly once, last.
@@ -44,27 +44,12 @@ class EngineCall {
               Unref();
             },
     };
-    const SimEngine::RequestId id =
-        engine_->Submit(request, ShapeForModel(request.model()), std::move(callbacks));
-    bool cancel_requested = false;
-    {
-      absl::MutexLock lock(&mu_);
-      id_ = id;
-      cancel_requested = cancel_requested_;
-    }
-    if (cancel_requested) engine_->Cancel(id);
+    handle_.Submitted(
+        engine_->Submit(request, ShapeForModel(request.model()), std::move(callbacks)));
     Unref();
   }
 
-  void CancelEngineRequest() {
-    std::optional<SimEngine::RequestId> id;
-    {
-      absl::MutexLock lock(&mu_);
-      cancel_requested_ = true;
-      id = id_;
-    }
-    if (id.has_value()) engine_->Cancel(*id);
-  }
+  void CancelEngineRequest() { handle_.Cancel(); }
 
   // gRPC's reference; call from OnDone.
   void Unref() {
@@ -76,9 +61,7 @@ class EngineCall {
 
   SimEngine* const engine_;
   std::atomic<int> refs_{2};
-  absl::Mutex mu_;
-  std::optional<SimEngine::RequestId> id_ ABSL_GUARDED_BY(mu_);
-  bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  EngineRequestHandle handle_;
 };
 
 class GenerateUnaryReactor final : public grpc::ServerUnaryReactor, public EngineCall {
