@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "accounting/pricing.h"
+#include "proxy/common/cancel_latch.h"
 #include "proxy/common/timer_queue.h"
 
 namespace tollgate {
@@ -249,7 +250,7 @@ class AttemptPlan {
 };
 
 // One generation in flight. Backend events for it arrive serialised (GenerateObserver contract);
-// only Cancel() can race with them, and it touches nothing but `mu_`-guarded state.
+// only Cancel() can race with them, and it touches nothing but `call_`, which is thread-safe.
 class GenerateRun final : public GenerateObserver,
                           public RequestHandle,
                           public std::enable_shared_from_this<GenerateRun> {
@@ -264,15 +265,7 @@ class GenerateRun final : public GenerateObserver,
     NextAttempt();
   }
 
-  void Cancel() override {
-    std::shared_ptr<BackendCall> call;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      call = call_;
-    }
-    if (call != nullptr) call->Cancel();
-  }
+  void Cancel() override { call_.Cancel(); }
 
   void OnMessage(const v1::GenerateResponse& message) override {
     // An empty message says nothing (gRPC delivers an unparseable unary reply as one).
@@ -316,7 +309,7 @@ class GenerateRun final : public GenerateObserver,
   void OnDone(const absl::Status& backend_status) override {
     timing_.done = absl::Now();
     const std::optional<absl::Duration> delay =
-        plan_.AfterAttempt(backend_status, !received_any_ && !IsCancelled());
+        plan_.AfterAttempt(backend_status, !received_any_ && !call_.cancelled());
     if (!delay.has_value()) {
       Finish(backend_status);
     } else if (*delay <= absl::ZeroDuration()) {
@@ -330,7 +323,7 @@ class GenerateRun final : public GenerateObserver,
   // Starts a call on the plan's next target; finishes the request when the client is gone or no
   // target is left.
   void NextAttempt() {
-    if (IsCancelled()) {
+    if (call_.cancelled()) {
       Finish(absl::CancelledError("cancelled by the client"));
       return;
     }
@@ -343,20 +336,7 @@ class GenerateRun final : public GenerateObserver,
     call.request = request_;
     call.deadline = a_.deadline;
     call.client_streams = stream_;
-    std::shared_ptr<BackendCall> handle =
-        target->backend->Generate(std::move(call), shared_from_this());
-    bool cancelled;
-    {
-      absl::MutexLock lock(&mu_);
-      call_ = handle;
-      cancelled = cancelled_;
-    }
-    if (cancelled) handle->Cancel();
-  }
-
-  bool IsCancelled() {
-    absl::MutexLock lock(&mu_);
-    return cancelled_;
+    call_.Set(target->backend->Generate(std::move(call), shared_from_this()));
   }
 
   void Finish(const absl::Status& backend_status) {
@@ -405,9 +385,7 @@ class GenerateRun final : public GenerateObserver,
   GenerateSink* const sink_;
   const uint64_t prompt_bytes_;
 
-  absl::Mutex mu_;
-  std::shared_ptr<BackendCall> call_ ABSL_GUARDED_BY(mu_);
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  CancelLatch<BackendCall> call_;  // the current attempt's call
 
   // Touched only by the serialised backend events, Start and retries (which run one at a time:
   // the next attempt starts after the previous one's OnDone).

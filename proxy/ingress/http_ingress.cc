@@ -5,7 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "proxy/common/cancel_latch.h"
 #include "proxy/common/status_payloads.h"
 #include "proxy/openai/server_codec.h"
 
@@ -82,15 +82,8 @@ class HttpGenerateSink final : public GenerateSink {
     writer->OnClientGone([weak = std::weak_ptr<HttpGenerateSink>(sink)] {
       if (auto s = weak.lock()) s->Cancel();
     });
-    std::shared_ptr<RequestHandle> handle =
-        pipeline->Generate(InfoFor(request), parsed.generate, parsed.stream, sink.get());
-    bool cancelled;
-    {
-      absl::MutexLock lock(&sink->mu_);
-      sink->handle_ = handle;
-      cancelled = sink->cancelled_;
-    }
-    if (cancelled) handle->Cancel();
+    sink->handle_.Set(
+        pipeline->Generate(InfoFor(request), parsed.generate, parsed.stream, sink.get()));
   }
 
   void OnDelta(v1::GenerateResponse delta) override {
@@ -117,15 +110,7 @@ class HttpGenerateSink final : public GenerateSink {
   }
 
  private:
-  void Cancel() {
-    std::shared_ptr<RequestHandle> handle;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      handle = handle_;
-    }
-    if (handle != nullptr) handle->Cancel();
-  }
+  void Cancel() { handle_.Cancel(); }
 
   std::string Id(const std::string& request_id) const {
     return absl::StrCat(chat_ ? "chatcmpl-" : "cmpl-", request_id);
@@ -179,9 +164,7 @@ class HttpGenerateSink final : public GenerateSink {
   const std::string model_;
   const int64_t created_;
 
-  absl::Mutex mu_;
-  std::shared_ptr<RequestHandle> handle_ ABSL_GUARDED_BY(mu_);
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  CancelLatch<RequestHandle> handle_;  // the pipeline's request, cancelled when the client goes
 
   // Touched only by the pipeline's serialised calls.
   std::shared_ptr<HttpGenerateSink> self_;
