@@ -1,23 +1,24 @@
 #include "proxy/count_tokens.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
 
-#include "accounting/tokenizer/tokenizer.h"
+#include "accounting/tokenizer/registry.h"
 
 namespace tollgate {
 
 int CountTokens(const std::string& tokenizer, const std::string& vocab_dir, bool print_ids,
                 const std::string& path) {
-  if (tokenizer != "cl100k_base" && tokenizer != "o200k_base") {
-    std::cerr << "count-tokens: unknown tokenizer \"" << tokenizer
-              << "\" (known: cl100k_base, o200k_base)\n";
+  absl::StatusOr<std::shared_ptr<const Tokenizer>> loaded = LoadTokenizer(tokenizer, vocab_dir);
+  if (absl::IsInvalidArgument(loaded.status()) &&
+      std::find(TokenizerNames().begin(), TokenizerNames().end(), tokenizer) ==
+          TokenizerNames().end()) {
+    std::cerr << "count-tokens: " << loaded.status().message() << "\n";
     return 2;
   }
-  absl::StatusOr<std::shared_ptr<const Tokenizer>> loaded =
-      LoadTiktoken(tokenizer, vocab_dir + "/" + tokenizer + ".json");
   if (!loaded.ok()) {
     std::cerr << "count-tokens: " << loaded.status().message() << "; --vocab_dir says where\n";
     return 1;

@@ -19,7 +19,7 @@
 
 ABSL_FLAG(std::string, config, "", "YAML config file to run with");
 ABSL_FLAG(std::string, check_config, "", "Validate this YAML config file and exit");
-ABSL_FLAG(std::string, tokenizer, "", "count-tokens: cl100k_base or o200k_base");
+ABSL_FLAG(std::string, tokenizer, "", "count-tokens: cl100k_base, o200k_base, llama3, llama2 or mistral");
 ABSL_FLAG(bool, ids, false, "count-tokens: also print the token ids");
 ABSL_FLAG(std::string, vocab_dir,
           std::getenv("TOLLGATE_VOCAB_DIR") != nullptr ? std::getenv("TOLLGATE_VOCAB_DIR")

@@ -6,8 +6,9 @@
 // small scan over character classes, which is both faster and free of a regex dependency. Unicode
 // categories come from ICU; `\s` is the Unicode White_Space property, as in Rust's regex crate.
 // Bytes that are not valid UTF-8 count as one-byte characters outside every class (punctuation).
-// The categories are those of the ICU linked in (Debian bookworm: ICU 72, Unicode 15.0); a character
-// assigned in a later Unicode version than the reference's tables may be classified differently.
+// The categories are those of the ICU linked in (Debian bookworm: ICU 72, Unicode 15.0); a
+// character assigned in a later Unicode version than the reference's tables may be classified
+// differently.
 //
 // Pure functions; safe to call from any thread.
 #pragma once

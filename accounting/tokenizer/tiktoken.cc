@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "accounting/tokenizer/pretokenizer.h"
 #include "accounting/tokenizer/tokenizer.h"
+#include "accounting/tokenizer/utf8.h"
 
 namespace tollgate {
 namespace {
@@ -50,20 +51,26 @@ class TiktokenTokenizer final : public Tokenizer {
 
   std::string_view name() const override { return name_; }
 
-  std::vector<uint32_t> Encode(std::string_view text) const override {
+  std::vector<uint32_t> Encode(std::string_view raw) const override {
+    std::string storage;
+    std::string_view text = ReplaceInvalidUtf8(raw, &storage);
     std::vector<uint32_t> ids;
     ids.reserve(text.size() / 3 + 1);
     EncodeOrdinary(text, [&ids](uint32_t id) { ids.push_back(id); });
     return ids;
   }
 
-  size_t Count(std::string_view text) const override {
+  size_t Count(std::string_view raw) const override {
+    std::string storage;
+    std::string_view text = ReplaceInvalidUtf8(raw, &storage);
     size_t count = 0;
     EncodeOrdinary(text, [&count](uint32_t) { ++count; });
     return count;
   }
 
-  std::vector<uint32_t> EncodeWithSpecialTokens(std::string_view text) const override {
+  std::vector<uint32_t> EncodeWithSpecialTokens(std::string_view raw) const override {
+    std::string storage;
+    std::string_view text = ReplaceInvalidUtf8(raw, &storage);
     std::vector<uint32_t> ids;
     auto push = [&ids](uint32_t id) { ids.push_back(id); };
     size_t start = 0;

@@ -9,6 +9,8 @@
 //                       LoadTiktoken("cl100k_base", vocab_dir + "/cl100k_base.json"));
 //   size_t prompt_tokens = tok->Count(prompt);
 //
+// registry.h names every tokenizer and loads any of them by name.
+//
 // Thread safety: a loaded Tokenizer is immutable; every method is const and may be called from any
 // number of threads at once. Load once at start-up and share the pointer.
 #pragma once
@@ -33,8 +35,8 @@ class Tokenizer {
 
   // Token ids of `text`, taken as ordinary text: the text of a special token such as
   // "<|endoftext|>" is tokenized like any other text, as the hosted APIs do with user content.
-  // Bytes that are not valid UTF-8 are tokenized one byte at a time as punctuation; such text has
-  // no reference tokenization, but decodes back to the same bytes.
+  // Each maximal ill-formed UTF-8 subpart is first replaced by U+FFFD, as a model server's decoder
+  // would (accounting/tokenizer/utf8.h); so Decode(Encode(x)) == x only for well-formed x.
   virtual std::vector<uint32_t> Encode(std::string_view text) const = 0;
 
   // Encode(text).size(), without building the vector.

@@ -41,7 +41,8 @@ constexpr std::string_view kFragments[] = {
     "नमस्ते दुनिया, यह हिन्दी पाठ है। क्षत्रिय",
     "สวัสดีชาวโลก ภาษาไทยไม่มีช่องว่างระหว่างคำ",
     // Emoji, ZWJ sequences, flags, skin tones, keycaps, variation selectors.
-    "👨‍👩‍👧‍👦 family, 🏳️‍🌈 flag, 👍🏽 thumbs, 🇺🇸🇯🇵 flags, 1️⃣ keycap, "
+    "👨‍👩‍👧‍👦 family, 🏳️‍🌈 flag, 👍🏽 thumbs, 🇺🇸🇯🇵 flags, 1️⃣ "
+    "keycap, "
     "❤️ "
     "heart, "
     "🧑‍💻 coder",
@@ -132,6 +133,42 @@ std::string LongWord(std::mt19937& rng) {
   return word;
 }
 
+// Ill-formed UTF-8 of every kind: stray continuation bytes, truncated sequences, overlong forms,
+// surrogates, code points past U+10FFFF and bytes that never occur, among well-formed text.
+std::string InvalidUtf8(std::mt19937& rng) {
+  static constexpr std::string_view kBad[] = {
+      "\x80",
+      "\xBF",
+      "\x80\x80\x80",
+      "\xC2",
+      "\xE2\x82",
+      "\xF0\x9F\x98",
+      "\xC0\x80",
+      "\xC1\xBF",
+      "\xE0\x80\x80",
+      "\xE0\x9F\xBF",
+      "\xED\xA0\x80",
+      "\xED\xBF\xBF",
+      "\xF0\x80\x80\x80",
+      "\xF4\x90\x80\x80",
+      "\xF5\x80",
+      "\xFE",
+      "\xFF\xFF",
+      "\xF8\x88\x80\x80\x80",
+      "\xE2\x28\xA1",
+      "\xF0\x28\x8C\x28",
+  };
+  static constexpr std::string_view kGood[] = {"a",          " ", "\u00e9", "\u65e5",
+                                               "\U0001F600", "1", "'s",     "\n"};
+  std::string out;
+  size_t parts = 1 + rng() % 8;
+  for (size_t i = 0; i < parts; ++i) {
+    out += Pick(kBad, rng);
+    if (rng() % 2 == 0) out += Pick(kGood, rng);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed, bool long_words) {
@@ -144,7 +181,7 @@ std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed, bool lo
     std::string doc;
     size_t parts = 1 + rng() % 40;
     for (size_t i = 0; i < parts; ++i) {
-      switch (rng() % 10) {
+      switch (rng() % 11) {
         case 0:
           doc += RandomCodePoints(rng, 1 + rng() % 60);
           break;
@@ -160,6 +197,9 @@ std::vector<std::string> GenerateCorpus(size_t min_bytes, unsigned seed, bool lo
         case 4:
         case 5:
           doc += TrickyMix(rng, 1 + rng() % 30);
+          break;
+        case 10:
+          doc += InvalidUtf8(rng);
           break;
         default:
           doc += Pick(kFragments, rng);
@@ -179,6 +219,9 @@ std::vector<std::string> SpecialTokenDocuments() {
       "<|fim_prefix|>def f(<|fim_suffix|>):\n    pass<|fim_middle|>",
       "<|endoftext|><|endoftext|>  <|endoftext|>\n",
       "a <|not_special|> <|endoftext| |endoftext|> <|endofprompt|>",
+      "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+      "<|reserved_special_token_0|> <|reserved_special_token_247|> <|reserved_special_token_248|>",
+      "<|python_tag|>x<|eom_id|><|finetune_right_pad_id|><|end_of_text|><s></s><unk>",
   };
 }
 

@@ -4,6 +4,8 @@
 #include <map>
 #include <mutex>
 
+#include "accounting/tokenizer/registry.h"
+
 namespace tollgate::testing {
 
 std::string SourceDir() { return TOLLGATE_SOURCE_DIR; }
@@ -21,7 +23,7 @@ std::shared_ptr<const Tokenizer> TestTokenizer(const std::string& name, std::str
   if (it == loaded->end()) {
     const char* env = std::getenv("TOLLGATE_VOCAB_DIR");
     std::string dir = env != nullptr && *env != '\0' ? env : SourceDir() + "/.cache/tokenizer";
-    it = loaded->emplace(name, LoadTiktoken(name, dir + "/" + name + ".json")).first;
+    it = loaded->emplace(name, LoadTokenizer(name, dir)).first;
   }
   if (!it->second.ok()) {
     *why = std::string(it->second.status().message());
