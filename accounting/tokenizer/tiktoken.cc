@@ -93,6 +93,26 @@ class TiktokenTokenizer final : public Tokenizer {
     return ids;
   }
 
+  // A piece is final when another piece starts after it and at least kLookaheadBytes follow it:
+  // the patterns decide where a piece ends by looking at most one character (cl100k's `(?!\S)`,
+  // the end of a greedy run) or three ASCII bytes (o200k's optional "'re" suffix) past it, and no
+  // piece takes part in another's merges. Nothing after ill-formed UTF-8, whose replacement would
+  // shift offsets, is final.
+  size_t CountFinal(std::string_view text, size_t* final_bytes) const override {
+    constexpr size_t kLookaheadBytes = 4;
+    text = text.substr(0, ValidUtf8Prefix(text));
+    std::vector<std::string_view> pieces;
+    ForEachPiece(pattern_, text, [&](std::string_view piece) { pieces.push_back(piece); });
+    size_t count = 0, end = 0;
+    for (size_t i = 0; i + 1 < pieces.size(); ++i) {
+      if (text.size() - (end + pieces[i].size()) < kLookaheadBytes) break;
+      EncodePiece(pieces[i], [&count](uint32_t) { ++count; });
+      end += pieces[i].size();
+    }
+    *final_bytes = end;
+    return count;
+  }
+
   std::string Decode(const std::vector<uint32_t>& ids) const override {
     std::string out;
     for (uint32_t id : ids) {
@@ -116,17 +136,18 @@ class TiktokenTokenizer final : public Tokenizer {
 
   template <typename Emit>
   void EncodeOrdinary(std::string_view text, Emit&& emit) const {
-    ForEachPiece(pattern_, text, [&](std::string_view piece) {
-      if (uint32_t rank = Rank(piece); rank != kNoRank) {
-        emit(rank);
-      } else {
-        if (piece.size() < kLongPieceBytes) {
-          MergePiece(piece, emit);
-        } else {
-          MergeLongPiece(piece, emit);
-        }
-      }
-    });
+    ForEachPiece(pattern_, text, [&](std::string_view piece) { EncodePiece(piece, emit); });
+  }
+
+  template <typename Emit>
+  void EncodePiece(std::string_view piece, Emit&& emit) const {
+    if (uint32_t rank = Rank(piece); rank != kNoRank) {
+      emit(rank);
+    } else if (piece.size() < kLongPieceBytes) {
+      MergePiece(piece, emit);
+    } else {
+      MergeLongPiece(piece, emit);
+    }
   }
 
   // The same merges as MergePiece, in O(n log n): a linked list of parts and a min-heap of

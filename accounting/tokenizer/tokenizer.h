@@ -46,6 +46,17 @@ class Tokenizer {
   // id (tiktoken's `encode(text, allowed_special="all")`).
   virtual std::vector<uint32_t> EncodeWithSpecialTokens(std::string_view text) const = 0;
 
+  // Counts the tokens of the longest prefix of `text` that no text appended later can change, as
+  // they are within `text`, and sets *final_bytes to that prefix's length: for every `more`,
+  // Encode(text + more) is those tokens followed by Encode(text.substr(*final_bytes) + more).
+  // StreamCounter commits a stream's output tokens this way as chunks arrive. Nothing final (0 and
+  // 0) is always correct, and the default.
+  virtual size_t CountFinal(std::string_view text, size_t* final_bytes) const {
+    (void)text;
+    *final_bytes = 0;
+    return 0;
+  }
+
   // The bytes of `ids`, concatenated. Ids the encoding does not have are skipped.
   virtual std::string Decode(const std::vector<uint32_t>& ids) const = 0;
 
