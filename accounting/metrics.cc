@@ -90,7 +90,10 @@ void MetricsTable::Record(size_t tenant_index, size_t model_index,
   const uint64_t reasoning = std::min(u.reasoning_tokens(), u.output_tokens());
   AddIfPositive(cell.input_tokens, u.input_tokens() - cached);
   AddIfPositive(cell.cached_input_tokens, cached);
-  AddIfPositive(cell.output_tokens, u.output_tokens() - reasoning);
+  const uint64_t output = u.output_tokens() - reasoning;
+  AddIfPositive(cell.output_tokens, output > outcome.streamed_output_tokens
+                                        ? output - outcome.streamed_output_tokens
+                                        : 0);
   AddIfPositive(cell.reasoning_tokens, reasoning);
   if (outcome.cost_nano_usd > 0) cell.cost_usd->Increment(NanoUsdToUsd(outcome.cost_nano_usd));
   cell.request_cost_usd->Observe(NanoUsdToUsd(outcome.cost_nano_usd));
@@ -101,6 +104,11 @@ void MetricsTable::Record(size_t tenant_index, size_t model_index,
   if (outcome.time_to_first_token >= absl::ZeroDuration()) {
     m.time_to_first_token->Observe(absl::ToDoubleSeconds(outcome.time_to_first_token));
   }
+}
+
+void MetricsTable::AddStreamedOutputTokens(size_t tenant_index, size_t model_index,
+                                           uint64_t tokens) const {
+  AddIfPositive(cells_[tenant_index * num_models_ + model_index].output_tokens, tokens);
 }
 
 void MetricsTable::RecordAttempt(absl::string_view backend, AttemptResult result) const {

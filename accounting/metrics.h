@@ -46,6 +46,9 @@ struct RequestOutcome {
   absl::Duration duration;
   absl::Duration overhead;             // time inside Tollgate, backend time excluded
   absl::Duration time_to_first_token;  // negative: no token was produced
+  // Output tokens already added while the request streamed (AddStreamedOutputTokens); Record adds
+  // only the rest of usage's (non-reasoning) output tokens.
+  uint64_t streamed_output_tokens = 0;
 };
 
 // The outcome of one call to a backend (a request makes several when it is retried).
@@ -58,6 +61,8 @@ class MetricsTable {
   size_t TenantIndex(absl::string_view tenant) const;  // unknown → the "other" row
   size_t ModelIndex(absl::string_view model) const;    // unknown → the "other" column
   void Record(size_t tenant_index, size_t model_index, const RequestOutcome& outcome) const;
+  // Output tokens of a stream still in progress, so that the token series move during it.
+  void AddStreamedOutputTokens(size_t tenant_index, size_t model_index, uint64_t tokens) const;
 
   // Backends are named by config; an unknown name is ignored.
   void RecordAttempt(absl::string_view backend, AttemptResult result) const;

@@ -16,10 +16,12 @@
 #include "proxy/common/log.h"
 #include "proxy/count_tokens.h"
 #include "proxy/server.h"
+#include "proxy/tokenizers.h"
 
 ABSL_FLAG(std::string, config, "", "YAML config file to run with");
 ABSL_FLAG(std::string, check_config, "", "Validate this YAML config file and exit");
-ABSL_FLAG(std::string, tokenizer, "", "count-tokens: cl100k_base, o200k_base, llama3, llama2 or mistral");
+ABSL_FLAG(std::string, tokenizer, "",
+          "count-tokens: cl100k_base, o200k_base, llama3, llama2 or mistral");
 ABSL_FLAG(bool, ids, false, "count-tokens: also print the token ids");
 ABSL_FLAG(std::string, vocab_dir,
           std::getenv("TOLLGATE_VOCAB_DIR") != nullptr ? std::getenv("TOLLGATE_VOCAB_DIR")
@@ -32,6 +34,11 @@ int CheckConfig(const std::string& path) {
   absl::StatusOr<std::shared_ptr<const tollgate::Config>> config = tollgate::LoadConfigFile(path);
   if (!config.ok()) {
     std::cerr << path << ": " << config.status().message() << "\n";
+    return 1;
+  }
+  tollgate::TokenizerCache tokenizers;
+  if (absl::Status loaded = tokenizers.ForConfig(**config).status(); !loaded.ok()) {
+    std::cerr << path << ": " << loaded.message() << "\n";
     return 1;
   }
   std::cout << path << ": OK (" << (*config)->tenant_names.size() << " tenants, "

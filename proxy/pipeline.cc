@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "accounting/pricing.h"
+#include "accounting/tokenizer/chat.h"
+#include "accounting/tokenizer/stream_counter.h"
 #include "proxy/common/cancel_latch.h"
 #include "proxy/common/timer_queue.h"
 
@@ -36,13 +38,26 @@ std::string NewRequestId(absl::string_view client_id) {
   return absl::StrFormat("%016x%08x", prefix, counter.fetch_add(1, std::memory_order_relaxed));
 }
 
-uint64_t PromptBytes(const v1::GenerateRequest& request) {
-  if (request.has_chat()) {
-    uint64_t bytes = 0;
+// Tokens known before the call: counted with the model's tokenizer (chat format included), or
+// estimated from the bytes when the model has none.
+struct PromptTokens {
+  uint64_t tokens = 0;
+  bool counted = false;
+};
+
+PromptTokens CountPrompt(const Tokenizer* tokenizer, const v1::GenerateRequest& request) {
+  if (tokenizer == nullptr) {
+    uint64_t bytes = request.prompt().size();
     for (const v1::Message& m : request.chat().messages()) bytes += m.content().size();
-    return bytes;
+    return {EstimateTokens(bytes), false};
   }
-  return request.prompt().size();
+  if (!request.has_chat()) return {tokenizer->Count(request.prompt()), true};
+  std::vector<ChatMessageText> messages;
+  messages.reserve(request.chat().messages_size());
+  for (const v1::Message& m : request.chat().messages()) {
+    messages.push_back({m.role(), m.content(), m.name()});
+  }
+  return {CountChatPromptTokens(*tokenizer, messages), true};
 }
 
 class NoopHandle final : public RequestHandle {
@@ -85,11 +100,14 @@ struct Admission {
   absl::Time deadline;
   absl::Status status;  // OK: `route` is set
   Route route;
+  const Tokenizer* tokenizer = nullptr;  // the model's, owned by the snapshot; null: estimate
 };
 
 void RecordOutcome(const Admission& a, absl::StatusCode code, const v1::Usage& usage,
-                   int64_t cost_nano_usd, const BackendTiming* timing) {
+                   int64_t cost_nano_usd, const BackendTiming* timing,
+                   uint64_t streamed_output_tokens = 0) {
   RequestOutcome outcome;
+  outcome.streamed_output_tokens = streamed_output_tokens;
   outcome.code = code;
   outcome.usage = usage;
   outcome.cost_nano_usd = cost_nano_usd;
@@ -125,6 +143,8 @@ Admission Admit(const SnapshotHolder& snapshots, const IngressInfo& info, absl::
     absl::StatusOr<Route> route = a.snapshot->router->Resolve(model);
     if (route.ok()) {
       a.route = *std::move(route);
+      auto tokenizer = a.snapshot->tokenizers.find(a.route.model->name);
+      if (tokenizer != a.snapshot->tokenizers.end()) a.tokenizer = tokenizer->second.get();
     } else {
       a.status = route.status();
     }
@@ -255,8 +275,10 @@ class GenerateRun final : public GenerateObserver,
                           public RequestHandle,
                           public std::enable_shared_from_this<GenerateRun> {
  public:
-  GenerateRun(Admission admission, bool stream, GenerateSink* sink, uint64_t prompt_bytes)
-      : a_(std::move(admission)), stream_(stream), sink_(sink), prompt_bytes_(prompt_bytes) {}
+  GenerateRun(Admission admission, bool stream, GenerateSink* sink, PromptTokens prompt)
+      : a_(std::move(admission)), stream_(stream), sink_(sink), prompt_(prompt) {
+    if (stream_ && a_.tokenizer != nullptr) output_counter_.emplace(a_.tokenizer);
+  }
 
   void Start(const v1::GenerateRequest& request) {
     request_ = request;
@@ -292,6 +314,10 @@ class GenerateRun final : public GenerateObserver,
     if (message.text().empty()) return;
     if (timing_.first_token == absl::InfiniteFuture()) timing_.first_token = absl::Now();
     output_bytes_ += message.text().size();
+    if (output_counter_.has_value()) {
+      const size_t final_tokens = output_counter_->Append(message.text());
+      a_.snapshot->metrics->AddStreamedOutputTokens(a_.tenant_index, a_.model_index, final_tokens);
+    }
     if (!stream_) {
       text_.append(message.text());
       return;
@@ -351,6 +377,7 @@ class GenerateRun final : public GenerateObserver,
             : backend_status;
     v1::GenerateResponse final;
     *final.mutable_usage() = ChargedUsage(backend_status);
+    const uint64_t streamed = output_counter_.has_value() ? output_counter_->committed() : 0;
     *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage());
     final.set_text(std::move(text_));
     final.set_finish_reason(finish_reason_);
@@ -358,32 +385,43 @@ class GenerateRun final : public GenerateObserver,
     final.set_backend(plan_.current().config->name);
     final.set_request_id(a_.request_id);
     const absl::Status client_status = ClientStatus(status, a_.deadline);
-    RecordOutcome(a_, client_status.code(), final.usage(), final.cost().total_nano_usd(), &timing_);
+    RecordOutcome(a_, client_status.code(), final.usage(), final.cost().total_nano_usd(), &timing_,
+                  streamed);
     sink_->OnFinish(client_status, std::move(final));
   }
 
  private:
-  // Reported usage when the backend finished and said it; otherwise what was generated before the
-  // cut, estimated. A call cut short (cancel, deadline) before any answer is charged its estimated
-  // input, which the backend had already received; one the backend failed before answering
-  // (unreachable, refused) is charged nothing.
+  // Reported usage when the backend finished and said it. Otherwise the prompt and what was
+  // generated before the end or the cut, counted with the model's tokenizer (source COUNTED), or
+  // estimated when it has none (ESTIMATED); input the backend did report is kept. A call cut short
+  // (cancel, deadline) before any answer is charged its input, which the backend had already
+  // received; one the backend failed before answering (unreachable, refused) is charged nothing.
   v1::Usage ChargedUsage(const absl::Status& backend_status) const {
     if (has_final_usage_) return final_usage_;
     v1::Usage usage;
     const bool cut_short = backend_status.code() == absl::StatusCode::kCancelled ||
                            backend_status.code() == absl::StatusCode::kDeadlineExceeded;
     if (!received_any_ && !cut_short) return usage;
-    usage.set_input_tokens(reported_input_ > 0 ? reported_input_ : EstimateTokens(prompt_bytes_));
+    usage.set_input_tokens(reported_input_ > 0 ? reported_input_ : prompt_.tokens);
     usage.set_cached_input_tokens(reported_cached_input_);
-    usage.set_output_tokens(EstimateTokens(output_bytes_));
-    usage.set_source(v1::USAGE_SOURCE_ESTIMATED);
+    if (output_counter_.has_value()) {
+      usage.set_output_tokens(output_counter_->Total());
+    } else if (a_.tokenizer != nullptr) {
+      usage.set_output_tokens(a_.tokenizer->Count(text_));
+    } else {
+      usage.set_output_tokens(EstimateTokens(output_bytes_));
+    }
+    usage.set_source(a_.tokenizer != nullptr ? v1::USAGE_SOURCE_COUNTED
+                                             : v1::USAGE_SOURCE_ESTIMATED);
     return usage;
   }
 
   const Admission a_;
   const bool stream_;
   GenerateSink* const sink_;
-  const uint64_t prompt_bytes_;
+  const PromptTokens prompt_;
+  // Streams with a tokenizer: output tokens counted as deltas arrive.
+  std::optional<StreamCounter> output_counter_;
 
   CancelLatch<BackendCall> call_;  // the current attempt's call
 
@@ -459,8 +497,14 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
     if (result.ok()) {
       response = *std::move(result);
       if (response.usage().source() == v1::USAGE_SOURCE_UNSPECIFIED) {
-        response.mutable_usage()->set_input_tokens(EstimateTokens(input_bytes_));
-        response.mutable_usage()->set_source(v1::USAGE_SOURCE_ESTIMATED);
+        uint64_t tokens = 0;
+        if (a_.tokenizer != nullptr) {
+          for (const std::string& input : request_.inputs()) tokens += a_.tokenizer->Count(input);
+        }
+        response.mutable_usage()->set_input_tokens(
+            a_.tokenizer != nullptr ? tokens : EstimateTokens(input_bytes_));
+        response.mutable_usage()->set_source(a_.tokenizer != nullptr ? v1::USAGE_SOURCE_COUNTED
+                                                                     : v1::USAGE_SOURCE_ESTIMATED);
       }
     }
     *response.mutable_cost() = PriceUsage(a_.route.model->prices, response.usage());
@@ -541,8 +585,8 @@ std::shared_ptr<RequestHandle> Pipeline::Generate(const IngressInfo& info,
     sink->OnFinish(admission.status, std::move(final));
     return Noop();
   }
-  auto run =
-      std::make_shared<GenerateRun>(std::move(admission), stream, sink, PromptBytes(request));
+  const PromptTokens prompt = CountPrompt(admission.tokenizer, request);
+  auto run = std::make_shared<GenerateRun>(std::move(admission), stream, sink, prompt);
   run->Start(request);
   return run;
 }

@@ -20,6 +20,7 @@
 #include "accounting/metrics.h"
 #include "proxy/config/config.h"
 #include "proxy/router.h"
+#include "proxy/tokenizers.h"
 #include "tollgate/v1/inference.pb.h"
 
 namespace tollgate {
@@ -30,6 +31,7 @@ struct Snapshot {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Router> router;
   std::shared_ptr<const MetricsTable> metrics;
+  ModelTokenizers tokenizers;  // by model name; a model without one is estimated
 };
 
 // Holds the current snapshot; swapped atomically on reload. Thread-safe.

@@ -22,6 +22,7 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
   std::vector<std::string> backends;
   for (const BackendConfig& b : config->backends) backends.push_back(b.name);
   snapshot->metrics = metrics_->BuildTable(config->tenant_names, models, backends);
+  TG_ASSIGN_OR_RETURN(snapshot->tokenizers, tokenizers_.ForConfig(*config));
   snapshot->config = std::move(config);
   return snapshot;
 }

@@ -20,6 +20,7 @@
 #include "prometheus/registry.h"
 #include "proxy/http/server/http_server.h"
 #include "proxy/ingress/grpc_ingress.h"
+#include "proxy/tokenizers.h"
 #include "proxy/ingress/http_ingress.h"
 #include "proxy/pipeline.h"
 
@@ -52,6 +53,7 @@ class ProxyServer {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ProxyMetrics> metrics_;
   SnapshotHolder snapshots_;
+  TokenizerCache tokenizers_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "accounting/pricing.h"
+#include "accounting/tokenizer/registry.h"
 #include "proxy/common/status_macros.h"
 #include "proxy/config/config.h"
 #include "sim/presets.h"
@@ -357,6 +358,31 @@ std::string BackendNames(const Config& config) {
   return names.empty() ? "none declared" : absl::StrCat("declared: ", absl::StrJoin(names, ", "));
 }
 
+constexpr absl::string_view kEstimateTokenizer = "estimate";
+
+// The configured tokenizer, or the one the backend model's or the model's name implies; empty for
+// "estimate" or when no name implies one.
+absl::StatusOr<std::string> ResolveTokenizer(const std::string& configured,
+                                             const ModelConfig& model, const std::string& path) {
+  if (configured == kEstimateTokenizer) return std::string();
+  if (configured.empty()) {
+    std::string_view implied = DefaultTokenizerFor(model.backend_model);
+    if (implied.empty()) implied = DefaultTokenizerFor(model.name);
+    return std::string(implied);
+  }
+  const std::vector<std::string_view>& names = TokenizerNames();
+  if (std::find(names.begin(), names.end(), configured) == names.end()) {
+    std::string known;
+    for (std::string_view name : names)
+      absl::StrAppend(&known, known.empty() ? "" : ", ",
+                      absl::string_view(name.data(), name.size()));
+    return FieldError(path + ".tokenizer",
+                      absl::StrCat("unknown tokenizer ", Quote(configured), " (known: ", known,
+                                   ", or ", kEstimateTokenizer, ")"));
+  }
+  return configured;
+}
+
 // `uses_embedded_sim` is set when the model runs on an undeclared "sim" backend.
 absl::StatusOr<ModelConfig> BuildModel(const v1::Model& source, const std::string& path,
                                        const Config& config, bool* uses_embedded_sim) {
@@ -373,7 +399,7 @@ absl::StatusOr<ModelConfig> BuildModel(const v1::Model& source, const std::strin
   }
   model.backend_model = source.backend_model().empty() ? model.name : source.backend_model();
   TG_ASSIGN_OR_RETURN(model.prices, BuildPrices(source.prices(), path + ".prices"));
-  model.tokenizer = source.tokenizer();
+  TG_ASSIGN_OR_RETURN(model.tokenizer, ResolveTokenizer(source.tokenizer(), model, path));
   TG_ASSIGN_OR_RETURN(model.architecture,
                       BuildArchitecture(source.architecture(), path + ".architecture"));
   for (int i = 0; i < source.fallback_backends_size(); ++i) {
@@ -447,6 +473,11 @@ absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& sour
   }
 
   TG_RETURN_IF_ERROR(CheckBatching(source.batching()));
+  config->vocab_dir = source.vocab_dir();
+  if (config->vocab_dir.empty()) {
+    const char* env = std::getenv("TOLLGATE_VOCAB_DIR");
+    config->vocab_dir = env != nullptr && *env != '\0' ? env : ".cache/tokenizer";
+  }
   return std::shared_ptr<const Config>(std::move(config));
 }
 

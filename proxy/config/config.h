@@ -44,6 +44,7 @@ struct ModelConfig {
   std::string backend;        // never empty after loading
   std::string backend_model;  // never empty after loading
   TokenPrices prices;
+  // A name from TokenizerNames() (accounting/tokenizer/registry.h), or empty: estimate.
   std::string tokenizer;
   ArchitectureConfig architecture;
   std::vector<std::string> fallback_backends;  // each a declared backend, none equal to `backend`
@@ -106,6 +107,7 @@ struct Config {
   std::vector<ModelConfig> models;  // config order
   // Config order; includes the embedded "sim" backend when a model uses it without declaring it.
   std::vector<BackendConfig> backends;
+  std::string vocab_dir;  // never empty after loading
   v1::Config source;  // the validated proto, defaults not applied
 
   const ModelConfig* FindModel(absl::string_view name) const;

@@ -135,6 +135,10 @@ absl::StatusOr<std::string> ChatCompletionsBody(const v1::GenerateRequest& reque
     WriteString(writer, message.role());
     writer.Key("content");
     WriteString(writer, message.content());
+    if (!message.name().empty()) {
+      writer.Key("name");
+      WriteString(writer, message.name());
+    }
     writer.EndObject();
   }
   writer.EndArray();

@@ -150,6 +150,8 @@ absl::StatusOr<ParsedRequest> ParseChatCompletionsRequest(std::string_view json)
     v1::Message& out = *chat.add_messages();
     TG_ASSIGN_OR_RETURN(std::string role, message.RequiredString("role"));
     out.set_role(std::move(role));
+    TG_ASSIGN_OR_RETURN(std::optional<std::string> name, message.OptionalString("name"));
+    if (name.has_value()) out.set_name(*std::move(name));
     const rapidjson::Value* content = message.Find("content");
     if (content != nullptr) {
       TG_ASSIGN_OR_RETURN(std::string text,

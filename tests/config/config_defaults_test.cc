@@ -1,5 +1,7 @@
 // Defaults, derived values and lookups of a loaded Config.
+#include <cstdlib>
 #include <memory>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -178,4 +180,36 @@ TEST(ApiKeySha256Hex, MatchesTheStandardTestVectors) {
 }
 
 }  // namespace
+TEST(ConfigDefaults, AModelsTokenizerIsImpliedByItsBackendModelThenItsName) {
+  const std::shared_ptr<const Config> config = ParseValid(R"(
+models:
+  - {name: chat, backend_model: gpt-4o-mini}
+  - {name: gpt-4-turbo}
+  - {name: llama, backend_model: meta-llama/Meta-Llama-3-8B-Instruct}
+  - {name: mistral-7b}
+  - {name: qwen-7b}
+  - {name: forced, backend_model: gpt-4o, tokenizer: estimate}
+  - {name: chosen, tokenizer: llama2}
+)");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->FindModel("chat")->tokenizer, "o200k_base");
+  EXPECT_EQ(config->FindModel("gpt-4-turbo")->tokenizer, "cl100k_base");
+  EXPECT_EQ(config->FindModel("llama")->tokenizer, "llama3");
+  EXPECT_EQ(config->FindModel("mistral-7b")->tokenizer, "mistral");
+  EXPECT_EQ(config->FindModel("qwen-7b")->tokenizer, "");
+  EXPECT_EQ(config->FindModel("forced")->tokenizer, "");
+  EXPECT_EQ(config->FindModel("chosen")->tokenizer, "llama2");
+}
+
+TEST(ConfigDefaults, TheVocabularyDirectoryIsTheConfiguredOneElseTheEnvironmentsElseTheCache) {
+  EXPECT_EQ(ParseValid("vocab_dir: /srv/vocab")->vocab_dir, "/srv/vocab");
+  const char* saved = std::getenv("TOLLGATE_VOCAB_DIR");
+  const std::string restore = saved != nullptr ? saved : "";
+  setenv("TOLLGATE_VOCAB_DIR", "/from/env", 1);
+  EXPECT_EQ(ParseValid("")->vocab_dir, "/from/env");
+  unsetenv("TOLLGATE_VOCAB_DIR");
+  EXPECT_EQ(ParseValid("")->vocab_dir, ".cache/tokenizer");
+  if (saved != nullptr) setenv("TOLLGATE_VOCAB_DIR", restore.c_str(), 1);
+}
+
 }  // namespace tollgate

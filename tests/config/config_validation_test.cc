@@ -77,6 +77,12 @@ TEST(ConfigValidation, ModelBackendMustBeDeclared) {
               StartsWith("models[1].backend: unknown backend \"x\""));
 }
 
+TEST(ConfigValidation, AModelsTokenizerMustBeAKnownOne) {
+  EXPECT_THAT(ParseError("models: [{name: m, tokenizer: gpt2}]"),
+              HasSubstr("models[0].tokenizer: unknown tokenizer \"gpt2\" (known: cl100k_base, "
+                        "o200k_base, llama3, llama2, mistral, or estimate)"));
+}
+
 TEST(ConfigValidation, PriceErrorsNameThePriceField) {
   EXPECT_THAT(ParseError("models: [{name: a, prices: {input_usd_per_mtok: -1}}]"),
               StartsWith("models[0].prices.input_usd_per_mtok: price must be"));

@@ -95,7 +95,7 @@ TEST(YamlToProto, RejectsTwoMembersOfOneOneof) {
 TEST(YamlToProto, RejectsAnUnknownTopLevelFieldListingTheKnownOnes) {
   EXPECT_THAT(ErrorOf("listener: {}"),
               StartsWith("listener: unknown field (known fields: listeners, tenants, models, "
-                         "backends, cache, batching)"));
+                         "backends, cache, batching, vocab_dir)"));
 }
 
 TEST(YamlToProto, RejectsAnUnknownNestedFieldNamingItsFullPath) {

@@ -64,5 +64,34 @@ TEST_F(CountTokensTest, AnUnknownTokenizerOrAMissingFileIsAClearError) {
   EXPECT_NE(no_vocab.output.find("fetch_vocab"), std::string::npos) << no_vocab.output;
 }
 
+TEST_F(CountTokensTest, CountsWithEveryTokenizer) {
+  // Reference ids from the npm packages (tests/accounting/tokenizer/reference.mjs).
+  EXPECT_EQ(Count("hello world", "--tokenizer llama3 --ids").output, "2\n15339 1917\n");
+  EXPECT_EQ(Count("Hello world", "--tokenizer llama2 --ids").output, "2\n15043 3186\n");
+  EXPECT_EQ(Count("Hello world", "--tokenizer mistral --ids").output, "2\n22557 1526\n");
+}
+
+// A model whose vocabulary is missing cannot be counted, so the config is refused: by
+// --check-config, and at start-up.
+TEST_F(CountTokensTest, AMissingVocabularyIsAStartUpErrorNamingTheModel) {
+  const std::string dir = testing::MakeTempDir();
+  testing::WriteFile(dir + "/tollgate.yaml", absl::StrCat("vocab_dir: ", dir, R"(
+listeners: {grpc_address: "127.0.0.1:0", metrics_address: "127.0.0.1:0"}
+models:
+  - {name: plain}
+  - {name: llama, backend_model: meta-llama/Meta-Llama-3-8B-Instruct}
+)"));
+  for (const char* flag : {"--check-config", "--config"}) {
+    const testing::CommandResult result =
+        RunCommand(absl::StrCat(Binary("proxy/tollgate"), " ", flag, " ", dir, "/tollgate.yaml"));
+    EXPECT_EQ(result.exit_code, 1) << flag << ": " << result.output;
+    EXPECT_NE(result.output.find(absl::StrCat("models[1].tokenizer: vocabulary of tokenizer llama3 "
+                                              "not found at ",
+                                              dir, "/llama3.json (run scripts/fetch_vocab)")),
+              std::string::npos)
+        << flag << ": " << result.output;
+  }
+}
+
 }  // namespace
 }  // namespace tollgate

@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "accounting/tokenizer/chat.h"
+#include "accounting/tokenizer/registry.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proxy/config/config.h"
@@ -45,6 +47,7 @@ backends:
   - {name: resetting, kind: openai, base_url: "http://{RESET}", retry: {max_attempts: 1}}
   - {name: limited, kind: openai, base_url: "http://{OK}", headers: {x-sim-fault: "429"},
      retry: {max_attempts: 1}}
+  - {name: silent, kind: openai, base_url: "http://{OK}", headers: {x-sim-fault: no-usage}}
   - {name: dead, kind: openai, base_url: "http://127.0.0.1:1",
      retry: {max_attempts: 2, initial_backoff_ms: 1, max_backoff_ms: 5}}
 models:
@@ -58,6 +61,7 @@ models:
   - {name: failover, backend: dead, fallback_backends: [vllm], backend_model: llama-3-8b,
      prices: *llama}
   - {name: limited, backend: limited, backend_model: llama-3-8b, prices: *llama}
+  - {name: silent, backend: silent, backend_model: gpt-4o-mini, prices: *llama}
   - {name: claude, backend: claude, backend_model: llama-3-8b, prices: &claude
       {input_usd_per_mtok: 3, cached_input_usd_per_mtok: 0.30, output_usd_per_mtok: 15}}
   - {name: claude-cache, backend: claude-cache, backend_model: llama-3-8b, prices: *claude}
@@ -242,13 +246,51 @@ TEST_F(HttpBackendsTest, AStreamResetPartWayIsChargedForWhatArrivedNeverZero) {
   const grpc::Status status = Stream(Chat("reset", "tell me a long story"), &text, &last);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
   EXPECT_FALSE(text.empty());
+  // The backend reported nothing before the reset, so what arrived is counted with the model's
+  // tokenizer (llama3, implied by backend_model llama-3-8b), the chat template included.
+  absl::StatusOr<std::shared_ptr<const Tokenizer>> llama3 =
+      LoadTokenizer("llama3", std::getenv("TOLLGATE_VOCAB_DIR") != nullptr
+                                  ? std::getenv("TOLLGATE_VOCAB_DIR")
+                                  : TOLLGATE_SOURCE_DIR "/.cache/tokenizer");
+  ASSERT_TRUE(llama3.ok()) << llama3.status();
+  EXPECT_EQ(last.usage().source(), v1::USAGE_SOURCE_COUNTED);
+  EXPECT_EQ(last.usage().output_tokens(), (*llama3)->Count(text));
+  EXPECT_EQ(last.usage().input_tokens(),
+            CountChatPromptTokens(**llama3, {{"user", "tell me a long story"}}));
   EXPECT_GT(last.usage().output_tokens(), 0u);
-  EXPECT_EQ(last.usage().source(), v1::USAGE_SOURCE_ESTIMATED);
-  EXPECT_GT(last.cost().total_nano_usd(), 0);
+  EXPECT_EQ(last.cost().total_nano_usd(), LlamaCost(last.usage()));
   const auto samples = Scrape();
   EXPECT_GT(SumSamples(samples, "tollgate_tokens_total", {{"model", "reset"}, {"type", "output"}}),
             0);
   EXPECT_GT(SumSamples(samples, "tollgate_cost_usd_total", {{"model", "reset"}}), 0);
+}
+
+// A server that reports no usage: Tollgate counts the prompt and the answer with the model's
+// tokenizer (o200k_base, implied by gpt-4o-mini), unary and streamed, exactly.
+TEST_F(HttpBackendsTest, AnswersOfAServerThatReportsNoUsageAreCountedWithTheTokenizer) {
+  absl::StatusOr<std::shared_ptr<const Tokenizer>> o200k =
+      LoadTokenizer("o200k_base", std::getenv("TOLLGATE_VOCAB_DIR") != nullptr
+                                      ? std::getenv("TOLLGATE_VOCAB_DIR")
+                                      : TOLLGATE_SOURCE_DIR "/.cache/tokenizer");
+  ASSERT_TRUE(o200k.ok()) << o200k.status();
+  const uint64_t prompt = CountChatPromptTokens(**o200k, {{"user", "count me, please"}});
+  v1::GenerateResponse unary;
+  ASSERT_TRUE(Generate(Chat("silent", "count me, please"), &unary).ok());
+  EXPECT_EQ(unary.usage().source(), v1::USAGE_SOURCE_COUNTED);
+  EXPECT_EQ(unary.usage().input_tokens(), prompt);
+  EXPECT_EQ(unary.usage().output_tokens(), (*o200k)->Count(unary.text()));
+  EXPECT_GT(unary.usage().output_tokens(), 0u);
+  EXPECT_EQ(unary.cost().total_nano_usd(), LlamaCost(unary.usage()));
+
+  std::string text;
+  v1::GenerateResponse last;
+  ASSERT_TRUE(Stream(Chat("silent", "count me, please"), &text, &last).ok());
+  EXPECT_EQ(last.usage().source(), v1::USAGE_SOURCE_COUNTED);
+  EXPECT_EQ(last.usage().input_tokens(), prompt);
+  EXPECT_EQ(last.usage().output_tokens(), (*o200k)->Count(text));
+  EXPECT_EQ(
+      SumSamples(Scrape(), "tollgate_tokens_total", {{"model", "silent"}, {"type", "output"}}),
+      static_cast<double>(unary.usage().output_tokens() + last.usage().output_tokens()));
 }
 
 TEST_F(HttpBackendsTest, RequestsRetriedAfterA503AreChargedOnce) {

@@ -1,11 +1,13 @@
 #include "proxy/pipeline.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "accounting/tokenizer/registry.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 
@@ -64,9 +66,20 @@ class FakeBackend final : public Backend {
   }
   void Send(const v1::GenerateResponse& m) { Observer()->OnMessage(m); }
   void Done(const absl::Status& status) { Observer()->OnDone(status); }
+  // The end of an answer from a server that reports no usage: a finish reason only.
+  void FinishWithoutUsage() {
+    v1::GenerateResponse last;
+    last.set_finish_reason(v1::FINISH_REASON_STOP);
+    Send(last);
+    Done(absl::OkStatus());
+  }
   // A complete answer: `text`, then a finish reason with reported usage.
   void Answer(const std::string& text, uint64_t input, uint64_t output) {
     Send(text);
+    FinishWithUsage(input, output);
+  }
+  // The end of an answer: a finish reason with reported usage.
+  void FinishWithUsage(uint64_t input, uint64_t output) {
     v1::GenerateResponse last;
     last.set_finish_reason(v1::FINISH_REASON_STOP);
     last.mutable_usage()->set_input_tokens(input);
@@ -159,6 +172,32 @@ models:
     return pipeline_.Generate(info, request, stream, &sink_);
   }
 
+  // Installs the cl100k_base tokenizer for m1, as a config naming it would.
+  void UseTokenizer() {
+    const char* dir = std::getenv("TOLLGATE_VOCAB_DIR");
+    ASSERT_NE(dir, nullptr) << "run under ctest, which sets TOLLGATE_VOCAB_DIR";
+    absl::StatusOr<std::shared_ptr<const Tokenizer>> loaded = LoadTokenizer("cl100k_base", dir);
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    tokenizer_ = *loaded;
+    auto snapshot = std::make_shared<Snapshot>(*holder_.Get());
+    snapshot->tokenizers["m1"] = tokenizer_;
+    holder_.Set(snapshot);
+  }
+
+  // tollgate_tokens_total{type} summed over tenants.
+  double Tokens(const std::string& type) {
+    double sum = 0;
+    for (const auto& family : registry_.Collect()) {
+      if (family.name != "tollgate_tokens_total") continue;
+      for (const auto& metric : family.metric) {
+        for (const auto& label : metric.label) {
+          if (label.name == "type" && label.value == type) sum += metric.counter.value;
+        }
+      }
+    }
+    return sum;
+  }
+
   double RequestsWithStatus(const std::string& status) {
     for (const auto& family : registry_.Collect()) {
       if (family.name != "tollgate_requests_total") continue;
@@ -181,6 +220,7 @@ models:
   std::shared_ptr<FakeBackend> backend_ = std::make_shared<FakeBackend>("fake");
   std::shared_ptr<FakeBackend> spare_ = std::make_shared<FakeBackend>("spare");
   RecordingSink sink_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
 };
 
 TEST_F(PipelineTest, ChargesTheBackendsReportedUsageAtTheModelsPrices) {
@@ -188,13 +228,7 @@ TEST_F(PipelineTest, ChargesTheBackendsReportedUsageAtTheModelsPrices) {
   EXPECT_EQ(backend_->last_call.request.model(), "upstream-m1");
   backend_->Send("ab");
   backend_->Send("cd");
-  v1::GenerateResponse last;
-  last.set_finish_reason(v1::FINISH_REASON_STOP);
-  last.mutable_usage()->set_input_tokens(10);
-  last.mutable_usage()->set_output_tokens(2);
-  last.mutable_usage()->set_source(v1::USAGE_SOURCE_REPORTED);
-  backend_->Send(last);
-  backend_->Done(absl::OkStatus());
+  backend_->FinishWithUsage(10, 2);
 
   ASSERT_EQ(sink_.finishes, 1);
   EXPECT_TRUE(sink_.status.ok());
@@ -224,6 +258,98 @@ TEST_F(PipelineTest, AStreamCutOffByTheBackendIsChargedForWhatItGeneratedNeverZe
   EXPECT_EQ(sink_.deltas[0].text(), "hello world!");
   EXPECT_EQ(sink_.deltas[0].request_id(), sink_.final.request_id());
   EXPECT_EQ(RequestsWithStatus("unavailable"), 1);
+}
+
+TEST_F(PipelineTest, AStreamWithoutReportedUsageIsCountedWithTheTokenizerAsItArrives) {
+  UseTokenizer();
+  Start(/*stream=*/true);
+  backend_->Send("Hello world, how");
+  backend_->Send(" are you today? Fine");
+  // Everything but the last words is final, and already on the live token series.
+  const double live = Tokens("output");
+  EXPECT_GT(live, 0);
+  EXPECT_LT(live, tokenizer_->Count("Hello world, how are you today? Fine"));
+  backend_->Send(", thanks.");
+  backend_->FinishWithoutUsage();
+
+  ASSERT_TRUE(sink_.status.ok()) << sink_.status;
+  const v1::Usage& usage = sink_.final.usage();
+  EXPECT_EQ(usage.source(), v1::USAGE_SOURCE_COUNTED);
+  EXPECT_EQ(usage.input_tokens(), tokenizer_->Count("twelve bytes"));
+  EXPECT_EQ(usage.output_tokens(),
+            tokenizer_->Count("Hello world, how are you today? Fine, thanks."));
+  EXPECT_EQ(Tokens("output"), usage.output_tokens());  // the live part is not added twice
+  EXPECT_EQ(sink_.final.cost().total_nano_usd(),
+            static_cast<int64_t>(usage.input_tokens() * 1000 + usage.output_tokens() * 4000));
+}
+
+TEST_F(PipelineTest, AStreamCutShortIsChargedByTheCountOfWhatArrived) {
+  UseTokenizer();
+  std::shared_ptr<RequestHandle> handle = Start(/*stream=*/true);
+  backend_->Send("Once upon a time, there was a");
+  handle->Cancel();
+  backend_->Done(absl::CancelledError("cancelled"));
+  EXPECT_EQ(sink_.final.usage().source(), v1::USAGE_SOURCE_COUNTED);
+  EXPECT_EQ(sink_.final.usage().output_tokens(),
+            tokenizer_->Count("Once upon a time, there was a"));
+  EXPECT_EQ(Tokens("output"), sink_.final.usage().output_tokens());
+}
+
+TEST_F(PipelineTest, ReportedUsageWinsOverTheLiveCountWithoutCountingTwice) {
+  UseTokenizer();
+  Start(/*stream=*/true);
+  backend_->Send("one two three four five six");
+  const double live = Tokens("output");
+  EXPECT_GT(live, 0);
+  backend_->FinishWithUsage(10, 8);
+  EXPECT_EQ(sink_.final.usage().source(), v1::USAGE_SOURCE_REPORTED);
+  EXPECT_EQ(sink_.final.usage().output_tokens(), 8u);
+  EXPECT_EQ(Tokens("output"), 8);
+}
+
+TEST_F(PipelineTest, AUnaryAnswerWithoutUsageIsCountedWithTheTokenizer) {
+  UseTokenizer();
+  Start(/*stream=*/false);
+  backend_->Send("The answer is 42.");
+  backend_->FinishWithoutUsage();
+  EXPECT_EQ(sink_.final.usage().source(), v1::USAGE_SOURCE_COUNTED);
+  EXPECT_EQ(sink_.final.usage().output_tokens(), tokenizer_->Count("The answer is 42."));
+  EXPECT_EQ(sink_.final.usage().input_tokens(), tokenizer_->Count("twelve bytes"));
+}
+
+TEST_F(PipelineTest, ChatPromptsAreCountedWithTheChatFormatOverhead) {
+  UseTokenizer();
+  v1::GenerateRequest request;
+  request.set_model("m1");
+  v1::Message* message = request.mutable_chat()->add_messages();
+  message->set_role("user");
+  message->set_content("Hello!");
+  IngressInfo info;
+  info.authorization = "Bearer k1";
+  pipeline_.Generate(info, request, /*stream=*/false, &sink_);
+  backend_->Send("Hi.");
+  backend_->FinishWithoutUsage();
+  EXPECT_EQ(sink_.final.usage().input_tokens(), 9u);  // as OpenAI bills it
+}
+
+TEST_F(PipelineTest, EmbeddingsWithoutUsageAreCountedWithTheTokenizer) {
+  UseTokenizer();
+  backend_->embed_answer = [](const EmbedCall& call) -> absl::StatusOr<v1::EmbedResponse> {
+    v1::EmbedResponse response;
+    for (int i = 0; i < call.request.inputs_size(); ++i) response.add_embeddings();
+    return response;
+  };
+  v1::EmbedRequest request;
+  request.set_model("m1");
+  request.add_inputs("first input text");
+  request.add_inputs("second");
+  IngressInfo info;
+  info.authorization = "Bearer k1";
+  v1::EmbedResponse got;
+  pipeline_.Embed(info, request, [&](const absl::Status&, v1::EmbedResponse r) { got = r; });
+  EXPECT_EQ(got.usage().source(), v1::USAGE_SOURCE_COUNTED);
+  EXPECT_EQ(got.usage().input_tokens(),
+            tokenizer_->Count("first input text") + tokenizer_->Count("second"));
 }
 
 TEST_F(PipelineTest, AStreamEndingOkWithoutAFinishReasonIsAnError) {
