@@ -1,8 +1,9 @@
 // tollgate-tokenizer-bench: tokenizes the parity corpus single-threaded with Tollgate's tokenizer
-// (Encode and Count) and, in the same run, with the npm `tiktoken` package under node, and prints
-// tokens per second and their ratio, plus the resident memory each loaded vocabulary adds.
+// (Encode and Count) and, in the same run, with its reference npm package under node (`tiktoken`
+// for cl100k_base and o200k_base, llama3-tokenizer-js, llama-tokenizer-js, mistral-tokenizer-js),
+// and prints tokens per second and their ratio, plus the memory each loaded vocabulary holds.
 //
-//   tollgate-tokenizer-bench [--encoding cl100k_base|o200k_base|all] [--mb 4] [--rounds 5]
+//   tollgate-tokenizer-bench [--encoding NAME|all] [--mb 4] [--rounds 5]
 //
 // Each encoding runs on the parity corpus, then on the same mix without very long words, whose
 // quadratic merging in tiktoken would otherwise dominate the reference's time.
@@ -19,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "accounting/tokenizer/tokenizer.h"
+#include "accounting/tokenizer/registry.h"
 #include "tests/accounting/tokenizer/corpus.h"
 
 namespace {
@@ -47,11 +48,17 @@ double BestSeconds(int rounds, const std::vector<std::string>& docs, size_t* tok
   return best;
 }
 
-std::string VocabPath(const std::string& encoding) {
+std::string VocabDir() {
   const char* env = std::getenv("TOLLGATE_VOCAB_DIR");
-  std::string dir =
-      env != nullptr && *env != '\0' ? env : std::string(TOLLGATE_SOURCE_DIR) + "/.cache/tokenizer";
-  return dir + "/" + encoding + ".json";
+  return env != nullptr && *env != '\0' ? env
+                                        : std::string(TOLLGATE_SOURCE_DIR) + "/.cache/tokenizer";
+}
+
+const char* ReferencePackage(const std::string& encoding) {
+  if (encoding == "llama3") return "llama3-tokenizer-js";
+  if (encoding == "llama2") return "llama-tokenizer-js";
+  if (encoding == "mistral") return "mistral-tokenizer-js";
+  return "tiktoken (wasm)";
 }
 
 // Memory one loaded vocabulary holds, measured in this (fresh) process: heap bytes in use, and the
@@ -60,7 +67,7 @@ int MeasureMemory(const std::string& encoding) {
   malloc_trim(0);
   size_t heap_before = mallinfo2().uordblks;
   long rss_before = ResidentBytes();
-  auto loaded = tollgate::LoadTiktoken(encoding, VocabPath(encoding));
+  auto loaded = tollgate::LoadTokenizer(encoding, VocabDir());
   if (!loaded.ok()) return 1;
   malloc_trim(0);
   std::printf("  vocabulary in memory:       %.1f MB heap, %.1f MB resident\n",
@@ -69,7 +76,7 @@ int MeasureMemory(const std::string& encoding) {
 }
 
 int Run(const std::string& encoding, double mb, int rounds, bool long_words) {
-  auto loaded = tollgate::LoadTiktoken(encoding, VocabPath(encoding));
+  auto loaded = tollgate::LoadTokenizer(encoding, VocabDir());
   if (!loaded.ok()) {
     std::fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
     return 1;
@@ -111,7 +118,8 @@ int Run(const std::string& encoding, double mb, int rounds, bool long_words) {
   std::printf("%s, %s: %zu documents, %.2f MB, %zu tokens (reference %zu), best of %d rounds\n",
               encoding.c_str(), long_words ? "mixed corpus" : "mixed corpus without long words",
               docs.size(), bytes / 1e6, encode_tokens, ref_tokens, rounds);
-  std::printf("  npm tiktoken (wasm) encode: %7.2f Mtok/s  %7.2f MB/s\n", rate(ref_tokens, ref_s),
+  std::printf("  npm %-23s %7.2f Mtok/s  %7.2f MB/s\n",
+              (std::string(ReferencePackage(encoding)) + ":").c_str(), rate(ref_tokens, ref_s),
               bytes / ref_s / 1e6);
   std::printf("  tollgate Encode:            %7.2f Mtok/s  %7.2f MB/s  %.2fx the reference\n",
               rate(encode_tokens, encode_s), bytes / encode_s / 1e6, ref_s / encode_s);
@@ -141,7 +149,8 @@ int main(int argc, char** argv) {
     }
   }
   int rc = 0;
-  for (const std::string& name : {std::string("cl100k_base"), std::string("o200k_base")}) {
+  for (std::string_view view : tollgate::TokenizerNames()) {
+    const std::string name(view);
     if (encoding != "all" && encoding != name) continue;
     for (bool long_words : {true, false}) rc = std::max(rc, Run(name, mb, rounds, long_words));
     std::fflush(stdout);
