@@ -15,7 +15,13 @@ enum : uint8_t {
   kSpace = 4,      // \s: White_Space
   kUpperish = 8,   // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
   kLowerish = 16,  // [\p{Ll}\p{Lm}\p{Lo}\p{M}]
+  kJsSpace = 32,   // \s of JavaScript: WhiteSpace and LineTerminator (ECMA-262)
 };
+
+bool IsJavaScriptSpace(UChar32 c) {
+  return (c >= 0x09 && c <= 0x0D) || c == 0xFEFF || c == 0x2028 || c == 0x2029 ||
+         u_charType(c) == U_SPACE_SEPARATOR;
+}
 
 uint8_t ClassifyWithIcu(UChar32 c) {
   uint8_t bits = 0;
@@ -45,6 +51,7 @@ uint8_t ClassifyWithIcu(UChar32 c) {
       break;
   }
   if (u_isUWhiteSpace(c)) bits |= kSpace;
+  if (IsJavaScriptSpace(c)) bits |= kJsSpace;
   return bits;
 }
 
@@ -65,7 +72,11 @@ struct Char {
 
 class Scanner {
  public:
-  explicit Scanner(std::string_view text) : text_(text), bmp_(BmpClasses()) {}
+  Scanner(SplitPattern pattern, std::string_view text)
+      : text_(text),
+        bmp_(BmpClasses()),
+        space_(pattern == SplitPattern::kLlama3 ? kJsSpace : kSpace),
+        contraction_folds_case_(pattern != SplitPattern::kLlama3) {}
 
   size_t size() const { return text_.size(); }
   unsigned char byte(size_t pos) const { return static_cast<unsigned char>(text_[pos]); }
@@ -105,7 +116,7 @@ class Scanner {
   }
 
   // (?i:'s|'t|'re|'ve|'m|'ll|'d) at pos: its end, or pos when absent. Under Unicode case folding
-  // 's' also matches U+017F (long s).
+  // 's' also matches U+017F (long s); JavaScript's spelled-out [sS] does not.
   size_t Contraction(size_t pos) const {
     if (pos >= size() || byte(pos) != '\'') return pos;
     size_t p = pos + 1;
@@ -113,7 +124,9 @@ class Scanner {
     auto lower = [&](size_t i) { return static_cast<unsigned char>(byte(i) | 0x20); };
     unsigned char c = lower(p);
     if (c == 's' || c == 't' || c == 'm' || c == 'd') return p + 1;
-    if (byte(p) == 0xC5 && p + 1 < size() && byte(p + 1) == 0xBF) return p + 2;
+    if (contraction_folds_case_ && byte(p) == 0xC5 && p + 1 < size() && byte(p + 1) == 0xBF) {
+      return p + 2;
+    }
     if (p + 1 < size()) {
       unsigned char c2 = lower(p + 1);
       if ((c == 'r' && c2 == 'e') || (c == 'v' && c2 == 'e') || (c == 'l' && c2 == 'l')) {
@@ -137,7 +150,7 @@ class Scanner {
     size_t last_char_start = pos;
     while (end < size()) {
       Char c = At(end);
-      if ((c.classes & kSpace) == 0) break;
+      if ((c.classes & space_) == 0) break;
       if (IsCrLf(end)) last_crlf_end = end + 1;
       last_char_start = end;
       end += c.len;
@@ -150,13 +163,13 @@ class Scanner {
 
   // ` ?[^\s\p{L}\p{N}]+` followed by a run of `trailing` bytes; pos when it does not match.
   size_t Punctuation(size_t pos, std::string_view trailing) const {
-    constexpr uint8_t kNotPunct = kSpace | kLetter | kNumber;
+    const uint8_t not_punct = space_ | kLetter | kNumber;
     size_t p = pos;
-    if (byte(p) == ' ' && p + 1 < size() && (At(p + 1).classes & kNotPunct) == 0) ++p;
-    if ((At(p).classes & kNotPunct) != 0) return pos;
+    if (byte(p) == ' ' && p + 1 < size() && (At(p + 1).classes & not_punct) == 0) ++p;
+    if ((At(p).classes & not_punct) != 0) return pos;
     while (p < size()) {
       Char c = At(p);
-      if ((c.classes & kNotPunct) != 0) break;
+      if ((c.classes & not_punct) != 0) break;
       p += c.len;
     }
     while (p < size() && trailing.find(static_cast<char>(byte(p))) != std::string_view::npos) ++p;
@@ -201,6 +214,8 @@ class Scanner {
  private:
   std::string_view text_;
   const std::array<uint8_t, 0x10000>& bmp_;
+  const uint8_t space_;  // the class that is \s
+  const bool contraction_folds_case_;
 };
 
 size_t Cl100kPieceEnd(const Scanner& s, size_t pos) {
@@ -241,6 +256,8 @@ std::string_view PatternString(SplitPattern pattern) {
   switch (pattern) {
     case SplitPattern::kCl100k:
       return R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    case SplitPattern::kLlama3:
+      return R"((?:'([sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD]))|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
     case SplitPattern::kO200k:
       return R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
   }
@@ -248,9 +265,9 @@ std::string_view PatternString(SplitPattern pattern) {
 }
 
 size_t NextPieceEnd(SplitPattern pattern, std::string_view text, size_t pos) {
-  Scanner scanner(text);
-  return pattern == SplitPattern::kCl100k ? Cl100kPieceEnd(scanner, pos)
-                                          : O200kPieceEnd(scanner, pos);
+  Scanner scanner(pattern, text);
+  return pattern == SplitPattern::kO200k ? O200kPieceEnd(scanner, pos)
+                                         : Cl100kPieceEnd(scanner, pos);
 }
 
 }  // namespace tollgate::tokenizer_internal

@@ -1,10 +1,12 @@
-// The pre-tokenizer of the tiktoken encodings: splits text into the pieces that byte-pair merging
-// then works on, exactly as each encoding's regular expression (`pat_str`) does under the
-// backtracking, leftmost-first semantics of tiktoken's regex engine.
+// The pre-tokenizer of the byte-level BPE encodings: splits text into the pieces that byte-pair
+// merging then works on, exactly as each encoding's regular expression (`pat_str`) does under the
+// backtracking, leftmost-first semantics of the reference's regex engine (tiktoken's, or
+// JavaScript's RegExp for llama3-tokenizer-js).
 //
 // The patterns are hand-compiled rather than run through a regex engine: each alternative is a
 // small scan over character classes, which is both faster and free of a regex dependency. Unicode
-// categories come from ICU; `\s` is the Unicode White_Space property, as in Rust's regex crate.
+// categories come from ICU; `\s` is the Unicode White_Space property, as in Rust's regex crate,
+// except for kLlama3.
 // Bytes that are not valid UTF-8 count as one-byte characters outside every class (punctuation).
 // The categories are those of the ICU linked in (Debian bookworm: ICU 72, Unicode 15.0); a
 // character assigned in a later Unicode version than the reference's tables may be classified
@@ -26,9 +28,14 @@ enum class SplitPattern {
   // [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|...|'d)?|
   // \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
   kO200k,
+  // kCl100k's pattern as llama3-tokenizer-js runs it, with JavaScript's RegExp (flags "gu"): the
+  // contractions are spelled out as '[sS] and so on, so there is no case folding ('\u017F is no
+  // contraction), and \s is JavaScript's white space, which takes U+FEFF and leaves out U+0085.
+  kLlama3,
 };
 
-// The `pat_str` that an encoding's vocabulary file must carry for `pattern`.
+// The `pat_str` that an encoding's vocabulary file must carry for `pattern`; for kLlama3, the
+// pattern as the JavaScript package rewrites it.
 std::string_view PatternString(SplitPattern pattern);
 
 // End (exclusive byte offset) of the piece that starts at `pos`.

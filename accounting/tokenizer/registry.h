@@ -42,7 +42,8 @@ absl::StatusOr<std::shared_ptr<const Tokenizer>> LoadTokenizer(std::string_view 
 std::string_view DefaultTokenizerFor(std::string_view model);
 
 // Loaded by LoadTokenizer; defined next to each algorithm.
-// `path` is a tiktoken-format JSON file; see LoadTiktoken in tokenizer.h.
+// `path` is the JSON file that fetch_vocab extracts from llama3-tokenizer-js ({"vocab_base64": ...,
+// "merges_binary": ...}; see llama3.cc).
 absl::StatusOr<std::shared_ptr<const Tokenizer>> LoadLlama3(const std::string& path);
 // `name` is "llama2" or "mistral"; `path` is the JSON file that fetch_vocab extracts from the npm
 // package: {"vocab_base64": ..., "merges_binary": ...}.

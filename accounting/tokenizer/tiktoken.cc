@@ -1,12 +1,12 @@
-// Byte-level BPE of the tiktoken family: the pre-tokenizer splits the text into pieces, and each
-// piece is merged pair by pair, lowest rank first (leftmost on ties), exactly as tiktoken's
-// `_byte_pair_merge` does. A piece that is itself a token is looked up whole.
+// Byte-level BPE (byte_level_bpe.h) and the tiktoken family's vocabulary files. The pre-tokenizer
+// splits the text into pieces, and each piece is merged pair by pair, lowest rank first (leftmost
+// on ties), exactly as tiktoken's `_byte_pair_merge` does, unless a PieceMerger merges it instead.
+// A piece that is itself a token is looked up whole.
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <fstream>
-#include <limits>
 #include <memory>
 #include <queue>
 #include <sstream>
@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "accounting/tokenizer/byte_level_bpe.h"
 #include "accounting/tokenizer/pretokenizer.h"
 #include "accounting/tokenizer/tokenizer.h"
 #include "accounting/tokenizer/utf8.h"
@@ -25,29 +26,36 @@
 namespace tollgate {
 namespace {
 
-using tokenizer_internal::ForEachPiece;
-using tokenizer_internal::SplitPattern;
-
 // This Abseil's string_view is its own type, not std::string_view.
 absl::string_view Absl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-constexpr uint32_t kNoRank = std::numeric_limits<uint32_t>::max();
+}  // namespace
+
+namespace tokenizer_internal {
+namespace {
+
+constexpr uint32_t kNoRank = kNoToken;
 // Pieces at least this long are merged with a heap instead of tiktoken's quadratic scan.
 constexpr size_t kLongPieceBytes = 64;
 
-// The vocabulary: token bytes by id in one buffer, and the reverse map keyed by views into it.
-struct Vocabulary {
-  // Every token's bytes, concatenated; on the heap so that the views in `ranks` survive moves.
-  std::unique_ptr<std::string> bytes = std::make_unique<std::string>();
-  std::vector<uint32_t> offsets;  // token id i is bytes[offsets[i], offsets[i + 1])
-  absl::flat_hash_map<std::string_view, uint32_t> ranks;  // ordinary tokens only
-  std::vector<std::pair<std::string, uint32_t>> special_tokens;
-};
-
-class TiktokenTokenizer final : public Tokenizer {
+class ByteLevelBpeTokenizer final : public Tokenizer {
  public:
-  TiktokenTokenizer(std::string name, SplitPattern pattern, Vocabulary vocab)
-      : name_(std::move(name)), pattern_(pattern), vocab_(std::move(vocab)) {}
+  ByteLevelBpeTokenizer(std::string name, SplitPattern pattern, ByteLevelVocabulary vocab,
+                        std::unique_ptr<const PieceMerger> merger)
+      : name_(std::move(name)),
+        pattern_(pattern),
+        vocab_(std::move(vocab)),
+        merger_(std::move(merger)) {
+    for (uint32_t id : vocab_.special_ids) {
+      std::string_view text = vocab_.TokenBytes(id);
+      special_ids_.emplace(text, id);
+      special_lengths_.push_back(text.size());
+      if (special_first_bytes_.find(text[0]) == std::string::npos) special_first_bytes_ += text[0];
+    }
+    std::sort(special_lengths_.begin(), special_lengths_.end(), std::greater<>());
+    special_lengths_.erase(std::unique(special_lengths_.begin(), special_lengths_.end()),
+                           special_lengths_.end());
+  }
 
   std::string_view name() const override { return name_; }
 
@@ -56,7 +64,7 @@ class TiktokenTokenizer final : public Tokenizer {
     std::string_view text = ReplaceInvalidUtf8(raw, &storage);
     std::vector<uint32_t> ids;
     ids.reserve(text.size() / 3 + 1);
-    EncodeOrdinary(text, [&ids](uint32_t id) { ids.push_back(id); });
+    EncodeOrdinary(text, text, [&ids](uint32_t id) { ids.push_back(id); });
     return ids;
   }
 
@@ -64,7 +72,7 @@ class TiktokenTokenizer final : public Tokenizer {
     std::string storage;
     std::string_view text = ReplaceInvalidUtf8(raw, &storage);
     size_t count = 0;
-    EncodeOrdinary(text, [&count](uint32_t) { ++count; });
+    EncodeOrdinary(text, text, [&count](uint32_t) { ++count; });
     return count;
   }
 
@@ -75,20 +83,11 @@ class TiktokenTokenizer final : public Tokenizer {
     auto push = [&ids](uint32_t id) { ids.push_back(id); };
     size_t start = 0;
     while (start < text.size()) {
-      size_t found = std::string_view::npos;
-      const std::pair<std::string, uint32_t>* special = nullptr;
-      for (const auto& candidate : vocab_.special_tokens) {
-        size_t at = text.find(candidate.first, start);
-        if (at < found) {
-          found = at;
-          special = &candidate;
-        }
-      }
-      EncodeOrdinary(text.substr(start, found == std::string_view::npos ? found : found - start),
-                     push);
-      if (special == nullptr) break;
-      ids.push_back(special->second);
-      start = found + special->first.size();
+      SpecialToken special = NextSpecialToken(text, start);
+      EncodeOrdinary(text, text.substr(start, special.at - start), push);
+      if (special.at == text.size()) break;
+      ids.push_back(special.id);
+      start = special.at + special.length;
     }
     return ids;
   }
@@ -99,6 +98,8 @@ class TiktokenTokenizer final : public Tokenizer {
   // piece takes part in another's merges. Nothing after ill-formed UTF-8, whose replacement would
   // shift offsets, is final.
   size_t CountFinal(std::string_view text, size_t* final_bytes) const override {
+    // A merger's ids may depend on the whole text, so none are final before it ends.
+    if (merger_ != nullptr) return Tokenizer::CountFinal(text, final_bytes);
     constexpr size_t kLookaheadBytes = 4;
     text = text.substr(0, ValidUtf8Prefix(text));
     std::vector<std::string_view> pieces;
@@ -106,7 +107,7 @@ class TiktokenTokenizer final : public Tokenizer {
     size_t count = 0, end = 0;
     for (size_t i = 0; i + 1 < pieces.size(); ++i) {
       if (text.size() - (end + pieces[i].size()) < kLookaheadBytes) break;
-      EncodePiece(pieces[i], [&count](uint32_t) { ++count; });
+      EncodePiece(pieces[i], text, [&count](uint32_t) { ++count; });
       end += pieces[i].size();
     }
     *final_bytes = end;
@@ -116,7 +117,7 @@ class TiktokenTokenizer final : public Tokenizer {
   std::string Decode(const std::vector<uint32_t>& ids) const override {
     std::string out;
     for (uint32_t id : ids) {
-      if (id < vocabulary_size()) out.append(TokenBytes(id));
+      if (id < vocabulary_size()) out.append(vocab_.TokenBytes(id));
     }
     return out;
   }
@@ -124,25 +125,42 @@ class TiktokenTokenizer final : public Tokenizer {
   size_t vocabulary_size() const override { return vocab_.offsets.size() - 1; }
 
  private:
-  std::string_view TokenBytes(uint32_t id) const {
-    return std::string_view(*vocab_.bytes)
-        .substr(vocab_.offsets[id], vocab_.offsets[id + 1] - vocab_.offsets[id]);
+  struct SpecialToken {
+    size_t at;  // text.size() when there is none
+    size_t length;
+    uint32_t id;
+  };
+
+  // The first special token in `text` at or after `start`; of several that start at the same byte,
+  // the longest.
+  SpecialToken NextSpecialToken(std::string_view text, size_t start) const {
+    for (size_t at = text.find_first_of(special_first_bytes_, start); at != std::string_view::npos;
+         at = text.find_first_of(special_first_bytes_, at + 1)) {
+      for (size_t length : special_lengths_) {
+        if (length > text.size() - at) continue;
+        if (auto it = special_ids_.find(text.substr(at, length)); it != special_ids_.end()) {
+          return {at, length, it->second};
+        }
+      }
+    }
+    return {text.size(), 0, 0};
   }
 
-  uint32_t Rank(std::string_view bytes) const {
-    auto it = vocab_.ranks.find(bytes);
-    return it == vocab_.ranks.end() ? kNoRank : it->second;
+  uint32_t Rank(std::string_view bytes) const { return vocab_.Find(bytes); }
+
+  // Encodes `segment`, a part of `text` (the whole text being encoded).
+  template <typename Emit>
+  void EncodeOrdinary(std::string_view text, std::string_view segment, Emit&& emit) const {
+    ForEachPiece(pattern_, segment,
+                 [&](std::string_view piece) { EncodePiece(piece, text, emit); });
   }
 
   template <typename Emit>
-  void EncodeOrdinary(std::string_view text, Emit&& emit) const {
-    ForEachPiece(pattern_, text, [&](std::string_view piece) { EncodePiece(piece, emit); });
-  }
-
-  template <typename Emit>
-  void EncodePiece(std::string_view piece, Emit&& emit) const {
+  void EncodePiece(std::string_view piece, std::string_view text, Emit&& emit) const {
     if (uint32_t rank = Rank(piece); rank != kNoRank) {
       emit(rank);
+    } else if (merger_ != nullptr) {
+      merger_->Merge(piece, text, emit);
     } else if (piece.size() < kLongPieceBytes) {
       MergePiece(piece, emit);
     } else {
@@ -235,8 +253,91 @@ class TiktokenTokenizer final : public Tokenizer {
 
   const std::string name_;
   const SplitPattern pattern_;
-  const Vocabulary vocab_;
+  const ByteLevelVocabulary vocab_;
+  const std::unique_ptr<const PieceMerger> merger_;  // null: tiktoken's merge
+  // The special tokens by their text, the lengths of those texts, longest first, and their first
+  // bytes, for NextSpecialToken.
+  absl::flat_hash_map<std::string_view, uint32_t> special_ids_;
+  std::vector<size_t> special_lengths_;
+  std::string special_first_bytes_;
 };
+
+}  // namespace
+
+absl::StatusOr<ByteLevelVocabulary> BuildByteLevelVocabulary(
+    const std::vector<std::pair<uint32_t, std::string>>& tokens,
+    const std::vector<std::pair<std::string, uint32_t>>& special_tokens) {
+  std::vector<std::pair<uint32_t, std::string_view>> all;
+  all.reserve(tokens.size() + special_tokens.size());
+  for (const auto& [id, bytes] : tokens) all.emplace_back(id, bytes);
+  for (const auto& [text, id] : special_tokens) all.emplace_back(id, text);
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i].second.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("token ", all[i].first, " is empty"));
+    }
+    if (i > 0 && all[i].first == all[i - 1].first) {
+      return absl::InvalidArgumentError(absl::StrCat("two tokens have id ", all[i].first));
+    }
+  }
+  ByteLevelVocabulary vocab;
+  uint32_t size = all.empty() ? 0 : all.back().first + 1;
+  vocab.offsets.assign(size + 1, 0);
+  size_t next = 0;
+  for (uint32_t id = 0; id < size; ++id) {
+    vocab.offsets[id] = static_cast<uint32_t>(vocab.bytes->size());
+    if (next < all.size() && all[next].first == id) vocab.bytes->append(all[next++].second);
+  }
+  vocab.offsets[size] = static_cast<uint32_t>(vocab.bytes->size());
+  // The map's keys view `*vocab.bytes`, which no longer changes.
+  vocab.ids.reserve(tokens.size());
+  for (const auto& [id, bytes] : tokens) {
+    if (!vocab.ids.emplace(vocab.TokenBytes(id), id).second) {
+      return absl::InvalidArgumentError(absl::StrCat("token ", id, " is a duplicate"));
+    }
+  }
+  for (const auto& [text, id] : special_tokens) vocab.special_ids.push_back(id);
+  for (int b = 0; b < 256; ++b) {
+    char byte = static_cast<char>(b);
+    if (vocab.Find(std::string_view(&byte, 1)) == kNoToken) {
+      return absl::InvalidArgumentError(absl::StrCat("byte ", b, " has no token"));
+    }
+  }
+  return vocab;
+}
+
+absl::StatusOr<rapidjson::Document> ReadVocabularyJson(std::string_view name,
+                                                       const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("vocabulary of ", Absl(name), " not found at ", path,
+                                            " (run scripts/fetch_vocab)"));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string json = std::move(buffer).str();
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": not a JSON object: ", rapidjson::GetParseError_En(doc.GetParseError())));
+  }
+  return doc;
+}
+
+std::shared_ptr<const Tokenizer> NewByteLevelBpeTokenizer(
+    std::string name, SplitPattern pattern, ByteLevelVocabulary vocab,
+    std::unique_ptr<const PieceMerger> merger) {
+  return std::make_shared<const ByteLevelBpeTokenizer>(std::move(name), pattern, std::move(vocab),
+                                                       std::move(merger));
+}
+
+}  // namespace tokenizer_internal
+
+namespace {
+
+using tokenizer_internal::ByteLevelVocabulary;
+using tokenizer_internal::SplitPattern;
 
 absl::StatusOr<SplitPattern> PatternFor(std::string_view name) {
   if (name == "cl100k_base") return SplitPattern::kCl100k;
@@ -266,14 +367,8 @@ absl::Status ParseRanks(absl::string_view text,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Vocabulary> ParseVocabulary(std::string_view json, std::string_view name,
-                                           SplitPattern pattern) {
-  rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a JSON object: ", rapidjson::GetParseError_En(doc.GetParseError())));
-  }
+absl::StatusOr<ByteLevelVocabulary> ParseVocabulary(const rapidjson::Document& doc,
+                                                    std::string_view name, SplitPattern pattern) {
   auto pat = doc.FindMember("pat_str");
   auto specials = doc.FindMember("special_tokens");
   auto ranks = doc.FindMember("bpe_ranks");
@@ -294,43 +389,13 @@ absl::StatusOr<Vocabulary> ParseVocabulary(std::string_view json, std::string_vi
       !s.ok()) {
     return s;
   }
-  Vocabulary vocab;
+  std::vector<std::pair<std::string, uint32_t>> special_tokens;
   for (const auto& m : specials->value.GetObject()) {
     if (!m.value.IsUint()) return absl::InvalidArgumentError("special token id is not a uint");
-    vocab.special_tokens.emplace_back(std::string(m.name.GetString(), m.name.GetStringLength()),
-                                      m.value.GetUint());
+    special_tokens.emplace_back(std::string(m.name.GetString(), m.name.GetStringLength()),
+                                m.value.GetUint());
   }
-  std::vector<std::pair<uint32_t, std::string>> all = tokens;
-  for (const auto& [text, id] : vocab.special_tokens) all.emplace_back(id, text);
-  std::sort(all.begin(), all.end());
-  for (size_t i = 1; i < all.size(); ++i) {
-    if (all[i].first == all[i - 1].first) {
-      return absl::InvalidArgumentError(absl::StrCat("two tokens have id ", all[i].first));
-    }
-  }
-  uint32_t size = all.empty() ? 0 : all.back().first + 1;
-  vocab.offsets.assign(size + 1, 0);
-  size_t next = 0;
-  for (uint32_t id = 0; id < size; ++id) {
-    vocab.offsets[id] = static_cast<uint32_t>(vocab.bytes->size());
-    if (next < all.size() && all[next].first == id) *vocab.bytes += all[next++].second;
-  }
-  vocab.offsets[size] = static_cast<uint32_t>(vocab.bytes->size());
-  // The map's keys view `*vocab.bytes`, which no longer changes.
-  vocab.ranks.reserve(tokens.size());
-  for (const auto& [rank, bytes] : tokens) {
-    std::string_view key(vocab.bytes->data() + vocab.offsets[rank], bytes.size());
-    if (!vocab.ranks.emplace(key, rank).second) {
-      return absl::InvalidArgumentError(absl::StrCat("token of rank ", rank, " is a duplicate"));
-    }
-  }
-  for (int b = 0; b < 256; ++b) {
-    char byte = static_cast<char>(b);
-    if (!vocab.ranks.contains(std::string_view(&byte, 1))) {
-      return absl::InvalidArgumentError(absl::StrCat("byte ", b, " has no token"));
-    }
-  }
-  return vocab;
+  return tokenizer_internal::BuildByteLevelVocabulary(tokens, special_tokens);
 }
 
 }  // namespace
@@ -339,19 +404,14 @@ absl::StatusOr<std::shared_ptr<const Tokenizer>> LoadTiktoken(std::string_view n
                                                               const std::string& path) {
   absl::StatusOr<SplitPattern> pattern = PatternFor(name);
   if (!pattern.ok()) return pattern.status();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("vocabulary of ", Absl(name), " not found at ", path,
-                                            " (run scripts/fetch_vocab)"));
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string json = std::move(buffer).str();
-  absl::StatusOr<Vocabulary> vocab = ParseVocabulary(json, name, *pattern);
+  absl::StatusOr<rapidjson::Document> doc = tokenizer_internal::ReadVocabularyJson(name, path);
+  if (!doc.ok()) return doc.status();
+  absl::StatusOr<ByteLevelVocabulary> vocab = ParseVocabulary(*doc, name, *pattern);
   if (!vocab.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", vocab.status().message()));
   }
-  return std::make_shared<const TiktokenTokenizer>(std::string(name), *pattern, *std::move(vocab));
+  return tokenizer_internal::NewByteLevelBpeTokenizer(std::string(name), *pattern,
+                                                      *std::move(vocab), nullptr);
 }
 
 }  // namespace tollgate

@@ -21,6 +21,9 @@ std::vector<std::string> Cl100k(std::string_view text) {
   return Split(SplitPattern::kCl100k, text);
 }
 std::vector<std::string> O200k(std::string_view text) { return Split(SplitPattern::kO200k, text); }
+std::vector<std::string> Llama3(std::string_view text) {
+  return Split(SplitPattern::kLlama3, text);
+}
 
 TEST(Cl100kSplit, KeepsTheSpaceBeforeAWordWithTheWord) {
   EXPECT_THAT(Cl100k("Hello world"), ElementsAre("Hello", " world"));
@@ -86,10 +89,33 @@ TEST(O200kSplit, TreatsCombiningMarksAsPartOfWords) {
   EXPECT_THAT(O200k("e\u0301t\u00e9 \u0301"), ElementsAre("e\u0301t\u00e9", " \u0301"));
 }
 
+TEST(Llama3Split, SplitsAsCl100kDoesOrdinaryText) {
+  for (std::string_view text : {"Hello world", "I'm DON'T we'Re", "a   b", "a \n\n b", "!!!\n\nfoo",
+                                "1234567", "\u65e5\u672c\u8a9e \u043f\u0440\u0438"}) {
+    EXPECT_EQ(Llama3(text), Cl100k(text)) << text;
+  }
+}
+
+TEST(Llama3Split, HasNoCaseFoldingInContractions) {
+  EXPECT_THAT(Llama3("it'\u017Ft it'St"), ElementsAre("it", "'\u017Ft", " it", "'S", "t"));
+  EXPECT_THAT(Cl100k("it'\u017Ft"), ElementsAre("it", "'\u017F", "t"));
+}
+
+TEST(Llama3Split, TakesJavaScriptsWhiteSpace) {
+  // U+0085 is punctuation to JavaScript, white space to Rust; U+FEFF the other way round.
+  EXPECT_THAT(Llama3("!!\u0085"), ElementsAre("!!\u0085"));
+  EXPECT_THAT(Cl100k("!!\u0085"), ElementsAre("!!", "\u0085"));
+  EXPECT_THAT(Llama3("!!\uFEFF"), ElementsAre("!!", "\uFEFF"));
+  EXPECT_THAT(Cl100k("!!\uFEFF"), ElementsAre("!!\uFEFF"));
+  EXPECT_THAT(Llama3("  \u0085"), ElementsAre(" ", " \u0085"));
+}
+
 TEST(PatternString, IsTheEncodingsOwnPattern) {
   EXPECT_THAT(std::string(PatternString(SplitPattern::kCl100k)),
               ::testing::StartsWith("(?i:'s|'t|'re|'ve|'m|'ll|'d)|"));
   EXPECT_THAT(std::string(PatternString(SplitPattern::kO200k)), ::testing::EndsWith(R"(|\s+)"));
+  EXPECT_THAT(std::string(PatternString(SplitPattern::kLlama3)),
+              ::testing::StartsWith("(?:'([sS]|[tT]|"));
 }
 
 }  // namespace
