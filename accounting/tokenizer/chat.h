@@ -7,9 +7,9 @@
 //   the reply is primed with <|start|>assistant<|message|>, 3 tokens. The figures are checked in
 //   tests/accounting/tokenizer/chat_test.cc against prompt_tokens that the API reported.
 // Llama 3 (llama3), the instruct models' chat template:
-//   <|begin_of_text|> then per message <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>
-//   (content trimmed), then <|start_header_id|>assistant<|end_header_id|>\n\n. Counted exactly as
-//   that rendering tokenizes.
+//   <|begin_of_text|> then per message
+//   <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|> (content trimmed), then
+//   <|start_header_id|>assistant<|end_header_id|>\n\n. Counted exactly as that rendering tokenizes.
 // Llama 2 and Mistral (llama2, mistral), the [INST] template:
 //   each user turn, with a preceding system message folded into the first one as
 //   "<<SYS>>\nSYSTEM\n<</SYS>>\n\n", is <s>[INST] USER [/INST], and each assistant reply is

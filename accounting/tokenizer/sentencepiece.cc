@@ -166,7 +166,10 @@ class SentencePieceTokenizer final : public Tokenizer {
  public:
   SentencePieceTokenizer(std::string name, std::unique_ptr<const SentencePieceBpe> bpe,
                          DecodeTable decode)
-      : name_(std::move(name)), bpe_(std::move(bpe)), decode_(std::move(decode)) {}
+      : name_(std::move(name)),
+        bpe_(std::move(bpe)),
+        decode_(std::move(decode)),
+        anchor_tokens_(Count(kAnchor)) {}
 
   std::string_view name() const override { return name_; }
 
@@ -176,6 +179,23 @@ class SentencePieceTokenizer final : public Tokenizer {
   }
 
   size_t Count(std::string_view raw) const override { return EncodeInts(raw).size(); }
+
+  // No piece holds "▁" after its first character unless it is all "▁" (a test checks both
+  // vocabularies), so no token spans the start of a space run that follows other text: the text
+  // before the last such space is final.
+  size_t CountFinal(std::string_view text, bool continuation, size_t* final_bytes) const override {
+    size_t boundary = text.size();
+    while (boundary > 1 && !(text[boundary - 1] == ' ' && text[boundary - 2] != ' ')) --boundary;
+    *final_bytes = boundary > 1 ? boundary - 1 : 0;
+    return *final_bytes == 0 ? 0 : CountRest(text.substr(0, *final_bytes), continuation);
+  }
+
+  // A continuation starts with the space of its boundary, which the text before it turned into a
+  // "▁" of its own: counted after an anchor word, whose tokens are then taken away.
+  size_t CountRest(std::string_view text, bool continuation) const override {
+    if (!continuation || text.empty()) return Count(text);
+    return Count(std::string(kAnchor) + std::string(text)) - anchor_tokens_;
+  }
 
   // The npm packages parse no special tokens in text: "<s>" is three ordinary characters.
   std::vector<uint32_t> EncodeWithSpecialTokens(std::string_view raw) const override {
@@ -213,9 +233,12 @@ class SentencePieceTokenizer final : public Tokenizer {
     return ids;
   }
 
+  static constexpr std::string_view kAnchor = "a";
+
   const std::string name_;
   const std::unique_ptr<const SentencePieceBpe> bpe_;
   const DecodeTable decode_;
+  const size_t anchor_tokens_;  // Count(kAnchor)
 };
 
 // The file's pieces and merges, decoded and checked.

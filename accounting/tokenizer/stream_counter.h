@@ -36,7 +36,8 @@ class StreamCounter {
 
  private:
   const Tokenizer* tokenizer_;
-  std::string pending_;  // text whose tokens are not final yet
+  std::string pending_;        // text whose tokens are not final yet
+  bool continuation_ = false;  // whether pending_ follows a final prefix
   size_t committed_ = 0;
 };
 

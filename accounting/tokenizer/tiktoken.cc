@@ -96,10 +96,12 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   // the patterns decide where a piece ends by looking at most one character (cl100k's `(?!\S)`,
   // the end of a greedy run) or three ASCII bytes (o200k's optional "'re" suffix) past it, and no
   // piece takes part in another's merges. Nothing after ill-formed UTF-8, whose replacement would
-  // shift offsets, is final.
-  size_t CountFinal(std::string_view text, size_t* final_bytes) const override {
-    // A merger's ids may depend on the whole text, so none are final before it ends.
-    if (merger_ != nullptr) return Tokenizer::CountFinal(text, final_bytes);
+  // shift offsets, is final. Llama 3's merger breaks ties with the length of the whole text, as its
+  // reference package does; that only orders equal-priority merges left to right, so the pieces
+  // are final there too, as in the model's own tokenizer (the stream counter test checks it on the
+  // corpus).
+  size_t CountFinal(std::string_view text, bool /*continuation*/,
+                    size_t* final_bytes) const override {
     constexpr size_t kLookaheadBytes = 4;
     text = text.substr(0, ValidUtf8Prefix(text));
     std::vector<std::string_view> pieces;

@@ -2,14 +2,13 @@
 //
 // A Tokenizer turns text into the token ids the model server would see, counts them without
 // building the id vector (the hot path for budgets, KV projections and usage that the backend did
-// not report), and turns ids back into bytes. The tiktoken family (cl100k_base, o200k_base) is
-// loaded from the vocabulary files that the npm `tiktoken` package ships (`scripts/fetch_vocab`).
+// not report), and turns ids back into bytes. Two algorithms stand behind it: byte-level BPE of the
+// tiktoken family (cl100k_base, o200k_base, llama3) and SentencePiece BPE (llama2, mistral). Every
+// vocabulary comes from an npm package (`scripts/fetch_vocab`), and registry.h loads any of them by
+// name:
 //
-//   TG_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tok,
-//                       LoadTiktoken("cl100k_base", vocab_dir + "/cl100k_base.json"));
+//   TG_ASSIGN_OR_RETURN(std::shared_ptr<const Tokenizer> tok, LoadTokenizer("llama3", vocab_dir));
 //   size_t prompt_tokens = tok->Count(prompt);
-//
-// registry.h names every tokenizer and loads any of them by name.
 //
 // Thread safety: a loaded Tokenizer is immutable; every method is const and may be called from any
 // number of threads at once. Load once at start-up and share the pointer.
@@ -47,14 +46,24 @@ class Tokenizer {
   virtual std::vector<uint32_t> EncodeWithSpecialTokens(std::string_view text) const = 0;
 
   // Counts the tokens of the longest prefix of `text` that no text appended later can change, as
-  // they are within `text`, and sets *final_bytes to that prefix's length: for every `more`,
-  // Encode(text + more) is those tokens followed by Encode(text.substr(*final_bytes) + more).
+  // they are within the whole text, and sets *final_bytes to that prefix's length. `continuation`
+  // says that `text` follows a prefix an earlier call found final. For every `more`:
+  //   Count(text + more) == CountFinal(text, false, &n) + CountRest(text.substr(n) + more, true)
   // StreamCounter commits a stream's output tokens this way as chunks arrive. Nothing final (0 and
   // 0) is always correct, and the default.
-  virtual size_t CountFinal(std::string_view text, size_t* final_bytes) const {
+  virtual size_t CountFinal(std::string_view text, bool continuation, size_t* final_bytes) const {
     (void)text;
+    (void)continuation;
     *final_bytes = 0;
     return 0;
+  }
+
+  // Count(text); for a continuation (see CountFinal), the tokens `text` adds after the final prefix
+  // it follows, without what a tokenizer adds only at the start of a text (SentencePiece's
+  // dummy-prefix space).
+  virtual size_t CountRest(std::string_view text, bool continuation) const {
+    (void)continuation;
+    return Count(text);
   }
 
   // The bytes of `ids`, concatenated. Ids the encoding does not have are skipped.

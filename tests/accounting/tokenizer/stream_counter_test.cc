@@ -61,16 +61,14 @@ TEST_P(StreamCounterTest, CountsExactlyWhereverASingleCutFalls) {
   EXPECT_GT(documents, 50u);
 }
 
-TEST_P(StreamCounterTest, MovesDuringTheStreamForTiktokenEncodings) {
-  if (std::string_view(GetParam()) != "cl100k_base" &&
-      std::string_view(GetParam()) != "o200k_base") {
-    GTEST_SKIP() << "checked for the tiktoken encodings";
-  }
+TEST_P(StreamCounterTest, MovesDuringTheStream) {
   StreamCounter counter(tokenizer_.get());
-  EXPECT_EQ(counter.Append("Hello"), 0u);  // the last piece may still grow
-  EXPECT_EQ(counter.Append(" world"), 1u);
-  EXPECT_EQ(counter.Append(", how"), 2u);
-  EXPECT_EQ(counter.Total(), tokenizer_->Count("Hello world, how"));
+  size_t committed = counter.Append("Hello");
+  EXPECT_EQ(committed, 0u);  // the last word may still grow
+  committed += counter.Append(" world, how");
+  committed += counter.Append(" are you today?");
+  EXPECT_GT(committed, 0u);
+  EXPECT_EQ(counter.Total(), tokenizer_->Count("Hello world, how are you today?"));
 }
 
 TEST_P(StreamCounterTest, CountsNothingForNoText) {
