@@ -61,17 +61,23 @@ const char* ReferencePackage(const std::string& encoding) {
   return "tiktoken (wasm)";
 }
 
+// Bytes malloc has handed out, the large blocks it maps on their own included.
+size_t HeapBytes() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
 // Memory one loaded vocabulary holds, measured in this (fresh) process: heap bytes in use, and the
 // growth of the resident set once the loader's temporaries are given back to the system.
 int MeasureMemory(const std::string& encoding) {
   malloc_trim(0);
-  size_t heap_before = mallinfo2().uordblks;
+  size_t heap_before = HeapBytes();
   long rss_before = ResidentBytes();
   auto loaded = tollgate::LoadTokenizer(encoding, VocabDir());
   if (!loaded.ok()) return 1;
   malloc_trim(0);
   std::printf("  vocabulary in memory:       %.1f MB heap, %.1f MB resident\n",
-              (mallinfo2().uordblks - heap_before) / 1e6, (ResidentBytes() - rss_before) / 1e6);
+              (HeapBytes() - heap_before) / 1e6, (ResidentBytes() - rss_before) / 1e6);
   return 0;
 }
 
