@@ -27,18 +27,37 @@ int64_t TokensCostNanoUsd(uint64_t tokens, int64_t nano_usd_per_mtok) {
                                                     : static_cast<int64_t>(cost);
 }
 
-v1::Cost PriceUsage(const TokenPrices& prices, const v1::Usage& usage) {
+v1::Cost PriceUsage(const TokenPrices& base, const v1::Usage& usage, bool batch) {
+  const TokenPrices& prices = base.long_context != nullptr &&
+                                      base.long_context_above_input_tokens > 0 &&
+                                      usage.input_tokens() > base.long_context_above_input_tokens
+                                  ? *base.long_context
+                                  : base;
+  // The batch discount comes off the price per token, as providers bill it; half of a whole
+  // number of nano-USD per million tokens is exact.
+  const int64_t keep_ppm = batch ? 1'000'000 - base.batch_discount_ppm : 1'000'000;
+  const auto price = [keep_ppm](int64_t nano_usd_per_mtok) {
+    return static_cast<int64_t>((static_cast<__int128>(nano_usd_per_mtok) * keep_ppm + 500'000) /
+                                1'000'000);
+  };
   const uint64_t cached = std::min(usage.cached_input_tokens(), usage.input_tokens());
+  const uint64_t written =
+      std::min(usage.cache_write_input_tokens(), usage.input_tokens() - cached);
   const uint64_t reasoning = std::min(usage.reasoning_tokens(), usage.output_tokens());
   v1::Cost cost;
-  cost.set_input_nano_usd(
-      TokensCostNanoUsd(usage.input_tokens() - cached, prices.input_nano_usd_per_mtok));
-  cost.set_cached_input_nano_usd(TokensCostNanoUsd(cached, prices.cached_input_nano_usd_per_mtok));
+  cost.set_input_nano_usd(TokensCostNanoUsd(usage.input_tokens() - cached - written,
+                                            price(prices.input_nano_usd_per_mtok)));
+  cost.set_cached_input_nano_usd(
+      TokensCostNanoUsd(cached, price(prices.cached_input_nano_usd_per_mtok)));
+  cost.set_cache_write_nano_usd(
+      TokensCostNanoUsd(written, price(prices.cache_write_nano_usd_per_mtok)));
   cost.set_output_nano_usd(
-      TokensCostNanoUsd(usage.output_tokens() - reasoning, prices.output_nano_usd_per_mtok));
-  cost.set_reasoning_nano_usd(TokensCostNanoUsd(reasoning, prices.reasoning_nano_usd_per_mtok));
+      TokensCostNanoUsd(usage.output_tokens() - reasoning, price(prices.output_nano_usd_per_mtok)));
+  cost.set_reasoning_nano_usd(
+      TokensCostNanoUsd(reasoning, price(prices.reasoning_nano_usd_per_mtok)));
   cost.set_total_nano_usd(cost.input_nano_usd() + cost.cached_input_nano_usd() +
-                          cost.output_nano_usd() + cost.reasoning_nano_usd());
+                          cost.cache_write_nano_usd() + cost.output_nano_usd() +
+                          cost.reasoning_nano_usd());
   return cost;
 }
 

@@ -378,7 +378,7 @@ class GenerateRun final : public GenerateObserver,
     v1::GenerateResponse final;
     *final.mutable_usage() = ChargedUsage(backend_status);
     const uint64_t streamed = output_counter_.has_value() ? output_counter_->committed() : 0;
-    *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage());
+    *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage(), request_.batch());
     final.set_text(std::move(text_));
     final.set_finish_reason(finish_reason_);
     final.set_cache_status(v1::CACHE_STATUS_MISS);

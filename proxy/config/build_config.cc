@@ -321,6 +321,35 @@ absl::StatusOr<TokenPrices> BuildPrices(const v1::Prices& source, const std::str
     TG_ASSIGN_OR_RETURN(prices.reasoning_nano_usd_per_mtok,
                         convert("reasoning_usd_per_mtok", source.reasoning_usd_per_mtok()));
   }
+  prices.cache_write_nano_usd_per_mtok = prices.input_nano_usd_per_mtok;
+  if (source.has_cache_write_usd_per_mtok()) {
+    TG_ASSIGN_OR_RETURN(prices.cache_write_nano_usd_per_mtok,
+                        convert("cache_write_usd_per_mtok", source.cache_write_usd_per_mtok()));
+  }
+  const double discount = source.batch_discount();
+  if (!(discount >= 0 && discount <= 1)) {
+    return FieldError(path + ".batch_discount",
+                      absl::StrCat("must be a fraction from 0 to 1, got ", discount));
+  }
+  prices.batch_discount_ppm = std::llround(discount * 1e6);
+  if (source.has_long_context() && source.long_context().above_input_tokens() > 0) {
+    const v1::LongContextPrices& long_context = source.long_context();
+    v1::Prices tier_source;
+    tier_source.set_input_usd_per_mtok(long_context.input_usd_per_mtok());
+    tier_source.set_output_usd_per_mtok(long_context.output_usd_per_mtok());
+    if (long_context.has_cached_input_usd_per_mtok()) {
+      tier_source.set_cached_input_usd_per_mtok(long_context.cached_input_usd_per_mtok());
+    }
+    if (long_context.has_cache_write_usd_per_mtok()) {
+      tier_source.set_cache_write_usd_per_mtok(long_context.cache_write_usd_per_mtok());
+    }
+    if (long_context.has_reasoning_usd_per_mtok()) {
+      tier_source.set_reasoning_usd_per_mtok(long_context.reasoning_usd_per_mtok());
+    }
+    TG_ASSIGN_OR_RETURN(TokenPrices tier, BuildPrices(tier_source, path + ".long_context"));
+    prices.long_context_above_input_tokens = long_context.above_input_tokens();
+    prices.long_context = std::make_shared<const TokenPrices>(std::move(tier));
+  }
   return prices;
 }
 

@@ -108,7 +108,7 @@ struct Config {
   // Config order; includes the embedded "sim" backend when a model uses it without declaring it.
   std::vector<BackendConfig> backends;
   std::string vocab_dir;  // never empty after loading
-  v1::Config source;  // the validated proto, defaults not applied
+  v1::Config source;      // the validated proto, defaults not applied
 
   const ModelConfig* FindModel(absl::string_view name) const;
   const BackendConfig* FindBackend(absl::string_view name) const;
@@ -129,7 +129,9 @@ absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& sour
 
 // Parses YAML into the proto schema, rejecting unknown fields and values of the wrong type with
 // the field path, then calls BuildConfig.
-absl::StatusOr<std::shared_ptr<const Config>> ParseConfigYaml(absl::string_view yaml);
+// `base_dir` resolves relative price_files; empty: as given.
+absl::StatusOr<std::shared_ptr<const Config>> ParseConfigYaml(absl::string_view yaml,
+                                                              const std::string& base_dir = "");
 
 // Reads and parses a file. A missing or unreadable file is NOT_FOUND / INVALID_ARGUMENT naming it;
 // parse and validation errors are prefixed with the path ("tollgate.yaml: models[1].backend: ...").

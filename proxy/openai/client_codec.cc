@@ -39,6 +39,10 @@ void WriteParams(const v1::GenerateRequest& request, bool stream, JsonWriter& wr
     for (const std::string& stop : params.stop()) WriteString(writer, stop);
     writer.EndArray();
   }
+  if (request.batch()) {
+    writer.Key("service_tier");
+    WriteString(writer, "flex");
+  }
   writer.Key("stream");
   writer.Bool(stream);
   if (stream) {

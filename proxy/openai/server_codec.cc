@@ -38,7 +38,7 @@ absl::Status ReadSampling(const FieldReader& request, v1::GenerateRequest& gener
   return absl::OkStatus();
 }
 
-// stream, stream_options.include_usage and user.
+// stream, stream_options.include_usage, user and service_tier.
 absl::Status ReadStreamAndUser(const FieldReader& request, ParsedRequest& parsed) {
   TG_ASSIGN_OR_RETURN(std::optional<bool> stream, request.OptionalBool("stream"));
   parsed.stream = stream.value_or(false);
@@ -53,6 +53,9 @@ absl::Status ReadStreamAndUser(const FieldReader& request, ParsedRequest& parsed
   }
   TG_ASSIGN_OR_RETURN(std::optional<std::string> user, request.OptionalString("user"));
   parsed.user = user.value_or("");
+  // OpenAI bills flex processing at its Batch API prices: the model's batch discount.
+  TG_ASSIGN_OR_RETURN(std::optional<std::string> tier, request.OptionalString("service_tier"));
+  parsed.generate.set_batch(tier.value_or("") == "flex");
   return absl::OkStatus();
 }
 

@@ -50,6 +50,17 @@ TEST(OpenAiClientCodec, ChatBodyCarriesModelMessagesAndEveryParameter) {
   EXPECT_FALSE(json.HasMember("stream_options"));
 }
 
+TEST(OpenAiClientCodec, ABatchRequestAsksForFlexProcessingAndNameAndItsTokensGoAlong) {
+  v1::GenerateRequest request = ChatRequest();
+  EXPECT_FALSE(Json(*ChatCompletionsBody(request, false)).HasMember("service_tier"));
+  request.set_batch(true);
+  request.mutable_chat()->mutable_messages(1)->set_name("example_user");
+  const rapidjson::Document json = Json(*ChatCompletionsBody(request, false));
+  EXPECT_STREQ(json["service_tier"].GetString(), "flex");
+  EXPECT_STREQ(json["messages"][1]["name"].GetString(), "example_user");
+  EXPECT_FALSE(json["messages"][0].HasMember("name"));
+}
+
 TEST(OpenAiClientCodec, AStreamingBodyAlwaysAsksForUsage) {
   absl::StatusOr<std::string> body = ChatCompletionsBody(ChatRequest(), /*stream=*/true);
   ASSERT_TRUE(body.ok());

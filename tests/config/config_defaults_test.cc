@@ -1,5 +1,6 @@
 // Defaults, derived values and lookups of a loaded Config.
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -179,7 +180,6 @@ TEST(ApiKeySha256Hex, MatchesTheStandardTestVectors) {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
-}  // namespace
 TEST(ConfigDefaults, AModelsTokenizerIsImpliedByItsBackendModelThenItsName) {
   const std::shared_ptr<const Config> config = ParseValid(R"(
 models:
@@ -212,4 +212,66 @@ TEST(ConfigDefaults, TheVocabularyDirectoryIsTheConfiguredOneElseTheEnvironments
   if (saved != nullptr) setenv("TOLLGATE_VOCAB_DIR", restore.c_str(), 1);
 }
 
+TEST(ConfigDefaults, CacheWriteDefaultsToTheInputPriceAndTiersAndDiscountsAreExact) {
+  const std::shared_ptr<const Config> config = ParseValid(R"(
+models:
+  - name: sonnet
+    prices:
+      input_usd_per_mtok: 3
+      output_usd_per_mtok: 15
+      batch_discount: 0.5
+      long_context: {above_input_tokens: 200000, input_usd_per_mtok: 6, output_usd_per_mtok: 22.5}
+  - {name: plain, prices: {input_usd_per_mtok: 1, cache_write_usd_per_mtok: 1.25}}
+)");
+  ASSERT_NE(config, nullptr);
+  const TokenPrices& sonnet = config->FindModel("sonnet")->prices;
+  EXPECT_EQ(sonnet.cache_write_nano_usd_per_mtok, 3'000'000'000);
+  EXPECT_EQ(sonnet.batch_discount_ppm, 500'000);
+  EXPECT_EQ(sonnet.long_context_above_input_tokens, 200'000u);
+  ASSERT_NE(sonnet.long_context, nullptr);
+  EXPECT_EQ(sonnet.long_context->input_nano_usd_per_mtok, 6'000'000'000);
+  EXPECT_EQ(sonnet.long_context->reasoning_nano_usd_per_mtok, 22'500'000'000);
+  const TokenPrices& plain = config->FindModel("plain")->prices;
+  EXPECT_EQ(plain.cache_write_nano_usd_per_mtok, 1'250'000'000);
+  EXPECT_EQ(plain.long_context, nullptr);
+}
+
+TEST(ConfigDefaults, ModelsWithoutPricesTakeThemFromThePriceFiles) {
+  const std::string dir = ::testing::TempDir();
+  {
+    std::ofstream file(dir + "/prices.yaml");
+    file << R"(read_on: "2026-11-21"
+models:
+  - {name: gpt-4o, prices: {input_usd_per_mtok: 2.5, output_usd_per_mtok: 10}}
+  - {name: claude-sonnet-4, prices: {input_usd_per_mtok: 3, output_usd_per_mtok: 15}}
+)";
+  }
+  auto config = ParseConfigYaml(R"(
+price_files: [prices.yaml]
+models:
+  - {name: chat, backend_model: gpt-4o-2024-08-06}
+  - {name: claude-sonnet-4-20250514}
+  - {name: own, backend_model: gpt-4o, prices: {input_usd_per_mtok: 1, output_usd_per_mtok: 2}}
+  - {name: unlisted}
+)",
+                                dir);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->FindModel("chat")->prices.input_nano_usd_per_mtok, 2'500'000'000);
+  EXPECT_EQ((*config)->FindModel("claude-sonnet-4-20250514")->prices.output_nano_usd_per_mtok,
+            15'000'000'000);
+  EXPECT_EQ((*config)->FindModel("own")->prices.input_nano_usd_per_mtok, 1'000'000'000);
+  EXPECT_EQ((*config)->FindModel("unlisted")->prices.input_nano_usd_per_mtok, 0);
+}
+
+TEST(ConfigDefaults, TheShippedPriceFileLoads) {
+  auto config = ParseConfigYaml(
+      "price_files: [deploy/prices.yaml]\nmodels: [{name: gpt-4o-mini}, {name: claude-sonnet-4}]",
+      TOLLGATE_SOURCE_DIR);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ((*config)->FindModel("gpt-4o-mini")->prices.cached_input_nano_usd_per_mtok, 75'000'000);
+  EXPECT_EQ((*config)->FindModel("claude-sonnet-4")->prices.long_context_above_input_tokens,
+            200'000u);
+}
+
+}  // namespace
 }  // namespace tollgate

@@ -1,4 +1,5 @@
 // Every semantic rule of BuildConfig, and the field path each error starts with.
+#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -81,6 +82,19 @@ TEST(ConfigValidation, AModelsTokenizerMustBeAKnownOne) {
   EXPECT_THAT(ParseError("models: [{name: m, tokenizer: gpt2}]"),
               HasSubstr("models[0].tokenizer: unknown tokenizer \"gpt2\" (known: cl100k_base, "
                         "o200k_base, llama3, llama2, mistral, or estimate)"));
+}
+
+TEST(ConfigValidation, BatchDiscountIsAFractionAndPriceFilesMustExistAndParse) {
+  EXPECT_THAT(ParseError("models: [{name: m, prices: {batch_discount: 1.5}}]"),
+              StartsWith("models[0].prices.batch_discount: must be a fraction from 0 to 1"));
+  EXPECT_THAT(ParseError("models: [{name: m, prices: {long_context: {above_input_tokens: 5, "
+                         "input_usd_per_mtok: -1}}}]"),
+              StartsWith("models[0].prices.long_context.input_usd_per_mtok:"));
+  EXPECT_THAT(ParseError("price_files: [/nonexistent/prices.yaml]"),
+              StartsWith("price_files[0]: price file /nonexistent/prices.yaml:"));
+  const std::string bad = ::testing::TempDir() + "/bad_prices.yaml";
+  std::ofstream(bad) << "models: [{name: x, prices: {input_usd_per_mtok: cheap}}]\n";
+  EXPECT_THAT(ParseError("price_files: [" + bad + "]"), StartsWith("price_files[0]: " + bad));
 }
 
 TEST(ConfigValidation, PriceErrorsNameThePriceField) {

@@ -50,6 +50,26 @@ TEST(OpenAiServerCodec, ParsesAChatRequestAsTheSdkSendsIt) {
   EXPECT_EQ(parsed->user, "u-1");
 }
 
+TEST(OpenAiServerCodec, FlexServiceTierIsABatchRequestAndMessageNamesAreKept) {
+  absl::StatusOr<ParsedRequest> parsed = ParseChatCompletionsRequest(
+      R"({"model":"m","service_tier":"flex",)"
+      R"("messages":[{"role":"user","name":"example_user","content":"x"}]})");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->generate.batch());
+  EXPECT_EQ(parsed->generate.chat().messages(0).name(), "example_user");
+  parsed = ParseChatCompletionsRequest(
+      R"({"model":"m","service_tier":"auto","messages":[{"role":"user","content":"x"}]})");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_FALSE(parsed->generate.batch());
+  EXPECT_THAT(
+      ChatError(R"({"model":"m","service_tier":5,"messages":[{"role":"user","content":"x"}]})")
+          .message(),
+      HasSubstr("service_tier"));
+  EXPECT_THAT(
+      ChatError(R"({"model":"m","messages":[{"role":"user","name":7,"content":"x"}]})").message(),
+      HasSubstr("name"));
+}
+
 TEST(OpenAiServerCodec, PrefersMaxCompletionTokensAndLeavesAbsentParamsUnset) {
   absl::StatusOr<ParsedRequest> parsed = ParseChatCompletionsRequest(
       R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":5,)"
