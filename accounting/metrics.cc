@@ -71,6 +71,34 @@ absl::string_view StatusLabel(absl::StatusCode code) {
   return i < kCodeNames.size() ? kCodeNames[i] : kCodeNames[2];  // "unknown"
 }
 
+std::string_view CacheStatusLabel(v1::CacheStatus status) {
+  switch (status) {
+    case v1::CACHE_STATUS_MISS:
+      return "miss";
+    case v1::CACHE_STATUS_HIT:
+      return "hit";
+    case v1::CACHE_STATUS_BYPASS:
+      return "bypass";
+    case v1::CACHE_STATUS_COALESCED:
+      return "coalesced";
+    default:
+      return "";
+  }
+}
+
+std::string_view UsageSourceLabel(v1::UsageSource source) {
+  switch (source) {
+    case v1::USAGE_SOURCE_REPORTED:
+      return "reported";
+    case v1::USAGE_SOURCE_COUNTED:
+      return "counted";
+    case v1::USAGE_SOURCE_ESTIMATED:
+      return "estimated";
+    default:
+      return "";
+  }
+}
+
 size_t MetricsTable::TenantIndex(absl::string_view tenant) const {
   return Lookup(tenant_index_, tenant);
 }

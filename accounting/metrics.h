@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -37,6 +38,13 @@ inline constexpr absl::string_view kOtherLabel = "other";
 
 // Lower-case gRPC code name, the `status` label value ("ok", "resource_exhausted", ...).
 absl::string_view StatusLabel(absl::StatusCode code);
+
+// "miss", "hit", "bypass", "coalesced"; "" for unspecified (a request that never reached a
+// backend).
+std::string_view CacheStatusLabel(v1::CacheStatus status);
+
+// "reported", "counted", "estimated"; "" for unspecified.
+std::string_view UsageSourceLabel(v1::UsageSource source);
 
 // What one finished request contributes to the metrics.
 struct RequestOutcome {

@@ -2,6 +2,8 @@
 //
 //   tollgate --config tollgate.yaml        run; SIGHUP reloads, SIGTERM/SIGINT drain and exit 0
 //   tollgate --check-config tollgate.yaml  validate the file, exit 0 (valid) or 1 (invalid)
+//   tollgate ledger summarize FILE... [--from T] [--to T] [--by tenant|model|backend]
+//   tollgate count-tokens --tokenizer NAME [--ids] [FILE]
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +15,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/synchronization/mutex.h"
+#include "accounting/ledger/summarize.h"
 #include "proxy/common/log.h"
 #include "proxy/count_tokens.h"
 #include "proxy/server.h"
@@ -91,8 +94,19 @@ int Run(const std::string& path) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "tollgate --config FILE | --check-config FILE | count-tokens --tokenizer NAME [--ids] "
-      "[FILE]\n"
+      "[FILE] | ledger summarize FILE... [--from T] [--to T] [--by tenant|model|backend]\n"
       "LLM cost-accounting gRPC proxy. See README.md.");
+  // `ledger summarize` has flags of its own (--from, --to, --by), read before absl's.
+  if (argc >= 3 && std::string(argv[1]) == "ledger" && std::string(argv[2]) == "summarize") {
+    absl::StatusOr<tollgate::SummarizeCommand> command =
+        tollgate::ParseSummarizeArgs(std::vector<std::string>(argv + 3, argv + argc));
+    if (!command.ok()) {
+      std::cerr << "ledger summarize: " << command.status().message() << "\n"
+                << tollgate::kSummarizeUsage << "\n";
+      return 2;
+    }
+    return tollgate::SummarizeLedger(command->files, command->options, std::cout, std::cerr);
+  }
   // The documented spelling is --check-config; absl flags spell it --check_config.
   std::vector<std::string> args(argv, argv + argc);
   for (std::string& arg : args) {

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "accounting/ledger/ledger.h"
 #include "accounting/pricing.h"
 #include "accounting/tokenizer/chat.h"
 #include "accounting/tokenizer/stream_counter.h"
@@ -101,24 +102,114 @@ struct Admission {
   absl::Status status;  // OK: `route` is set
   Route route;
   const Tokenizer* tokenizer = nullptr;  // the model's, owned by the snapshot; null: estimate
+  Caller caller;                         // set once authenticated
+  absl::string_view model;               // as the client asked; valid while the request runs
 };
 
-void RecordOutcome(const Admission& a, absl::StatusCode code, const v1::Usage& usage,
-                   int64_t cost_nano_usd, const BackendTiming* timing,
-                   uint64_t streamed_output_tokens = 0) {
+// How a request ended, for the metrics and the ledger.
+struct Ending {
+  absl::StatusCode code = absl::StatusCode::kOk;
+  const v1::Usage* usage = nullptr;  // null: none
+  const v1::Cost* cost = nullptr;    // null: none
+  const BackendTiming* timing = nullptr;
+  uint64_t streamed_output_tokens = 0;
+  absl::string_view backend;
+  v1::CacheStatus cache_status = v1::CACHE_STATUS_UNSPECIFIED;
+};
+
+LedgerRecord ToLedgerRecord(const Admission& a, const Ending& e, absl::Time now) {
+  LedgerRecord r;
+  r.request_id = a.request_id;
+  r.time = now;
+  r.tenant = a.caller.tenant.empty() ? std::string(kOtherLabel) : a.caller.tenant;
+  r.key_id = a.caller.key_sha256;
+  r.model = a.route.model != nullptr ? a.route.model->name : std::string(a.model);
+  r.backend = std::string(e.backend);
+  if (e.usage != nullptr) {
+    r.input_tokens = e.usage->input_tokens();
+    r.cached_input_tokens = e.usage->cached_input_tokens();
+    r.cache_write_input_tokens = e.usage->cache_write_input_tokens();
+    r.output_tokens = e.usage->output_tokens();
+    r.reasoning_tokens = e.usage->reasoning_tokens();
+    r.usage_source = std::string(UsageSourceLabel(e.usage->source()));
+  }
+  if (e.cost != nullptr) {
+    r.total_nano_usd = e.cost->total_nano_usd();
+    r.input_nano_usd = e.cost->input_nano_usd();
+    r.cached_input_nano_usd = e.cost->cached_input_nano_usd();
+    r.cache_write_nano_usd = e.cost->cache_write_nano_usd();
+    r.output_nano_usd = e.cost->output_nano_usd();
+    r.reasoning_nano_usd = e.cost->reasoning_nano_usd();
+    r.gpu_nano_usd = e.cost->gpu_nano_usd();
+  }
+  r.cache_status = std::string(CacheStatusLabel(e.cache_status));
+  r.latency = now - a.received;
+  r.status = std::string(StatusLabel(e.code));
+  return r;
+}
+
+// Records the request on the metrics and in the ledger; every request ends here exactly once.
+void RecordOutcome(const Admission& a, const Ending& e) {
   RequestOutcome outcome;
-  outcome.streamed_output_tokens = streamed_output_tokens;
-  outcome.code = code;
-  outcome.usage = usage;
-  outcome.cost_nano_usd = cost_nano_usd;
+  outcome.streamed_output_tokens = e.streamed_output_tokens;
+  outcome.code = e.code;
+  if (e.usage != nullptr) outcome.usage = *e.usage;
+  outcome.cost_nano_usd = e.cost != nullptr ? e.cost->total_nano_usd() : 0;
   const absl::Time now = absl::Now();
   outcome.duration = now - a.received;
+  const BackendTiming* timing = e.timing;
   outcome.overhead =
       timing == nullptr ? outcome.duration : (timing->start - a.received) + (now - timing->done);
   outcome.time_to_first_token = timing == nullptr || timing->first_token == absl::InfiniteFuture()
                                     ? absl::Seconds(-1)
                                     : timing->first_token - a.received;
   a.snapshot->metrics->Record(a.tenant_index, a.model_index, outcome);
+  if (a.snapshot->ledger != nullptr) a.snapshot->ledger->Append(ToLedgerRecord(a, e, now));
+}
+
+// The most a request can cost at its model's prices: the prompt, all at the dearest input price,
+// and `max_output` tokens at the dearer of the output and reasoning prices.
+int64_t WorstCaseNanoUsd(const TokenPrices& base, uint64_t prompt_tokens, uint64_t max_output) {
+  const TokenPrices& prices = base.long_context != nullptr &&
+                                      base.long_context_above_input_tokens > 0 &&
+                                      prompt_tokens > base.long_context_above_input_tokens
+                                  ? *base.long_context
+                                  : base;
+  const int64_t input =
+      std::max({prices.input_nano_usd_per_mtok, prices.cached_input_nano_usd_per_mtok,
+                prices.cache_write_nano_usd_per_mtok});
+  const int64_t output =
+      std::max(prices.output_nano_usd_per_mtok, prices.reasoning_nano_usd_per_mtok);
+  return TokensCostNanoUsd(prompt_tokens, input) + TokensCostNanoUsd(max_output, output);
+}
+
+// Output tokens a request may produce: its max_tokens, else the rest of its model's context, else
+// the configured default.
+uint64_t MaxOutputTokens(const Admission& a, uint32_t max_tokens, uint64_t prompt_tokens) {
+  if (max_tokens > 0) return max_tokens;
+  const uint32_t context = a.route.model->context_tokens;
+  if (context > prompt_tokens) return context - prompt_tokens;
+  return a.snapshot->config->default_max_tokens;
+}
+
+// Reserves the worst case against the caller's budgets; on refusal, records the request as
+// rejected and returns the RESOURCE_EXHAUSTED naming the budget.
+absl::StatusOr<Reservation> ReserveBudget(Admission& a, int64_t worst_case_nano_usd) {
+  if (a.snapshot->budgets == nullptr) return Reservation();
+  absl::StatusOr<Reservation> reservation = a.snapshot->budgets->Reserve(
+      a.caller.tenant, a.caller.key_sha256, worst_case_nano_usd, absl::Now());
+  if (!reservation.ok()) {
+    a.status = reservation.status();
+    RecordOutcome(a, {.code = a.status.code()});
+  }
+  return reservation;
+}
+
+// Settles a reservation to what the request really cost.
+void SettleBudget(const Admission& a, Reservation& reservation, int64_t cost_nano_usd) {
+  if (a.snapshot->budgets != nullptr) {
+    a.snapshot->budgets->Settle(std::move(reservation), cost_nano_usd, absl::Now());
+  }
 }
 
 // Authenticates, applies `request_status` (the request's own validation), and routes `model`.
@@ -131,12 +222,14 @@ Admission Admit(const SnapshotHolder& snapshots, const IngressInfo& info, absl::
   a.received = info.received;
   a.deadline = info.deadline;
   a.model_index = metrics.ModelIndex(model);
+  a.model = model;
   a.tenant_index = metrics.TenantIndex(kOtherLabel);
-  absl::StatusOr<std::string> tenant = Authenticate(*a.snapshot->config, info.authorization);
-  if (!tenant.ok()) {
-    a.status = tenant.status();
+  absl::StatusOr<Caller> caller = AuthenticateCaller(*a.snapshot->config, info.authorization);
+  if (!caller.ok()) {
+    a.status = caller.status();
   } else {
-    a.tenant_index = metrics.TenantIndex(*tenant);
+    a.caller = *std::move(caller);
+    a.tenant_index = metrics.TenantIndex(a.caller.tenant);
     a.status = request_status;
   }
   if (a.status.ok()) {
@@ -149,7 +242,7 @@ Admission Admit(const SnapshotHolder& snapshots, const IngressInfo& info, absl::
       a.status = route.status();
     }
   }
-  if (!a.status.ok()) RecordOutcome(a, a.status.code(), v1::Usage(), 0, nullptr);
+  if (!a.status.ok()) RecordOutcome(a, {.code = a.status.code()});
   return a;
 }
 
@@ -275,8 +368,13 @@ class GenerateRun final : public GenerateObserver,
                           public RequestHandle,
                           public std::enable_shared_from_this<GenerateRun> {
  public:
-  GenerateRun(Admission admission, bool stream, GenerateSink* sink, PromptTokens prompt)
-      : a_(std::move(admission)), stream_(stream), sink_(sink), prompt_(prompt) {
+  GenerateRun(Admission admission, bool stream, GenerateSink* sink, PromptTokens prompt,
+              Reservation reservation)
+      : a_(std::move(admission)),
+        stream_(stream),
+        sink_(sink),
+        prompt_(prompt),
+        reservation_(std::move(reservation)) {
     if (stream_ && a_.tokenizer != nullptr) output_counter_.emplace(a_.tokenizer);
   }
 
@@ -385,8 +483,14 @@ class GenerateRun final : public GenerateObserver,
     final.set_backend(plan_.current().config->name);
     final.set_request_id(a_.request_id);
     const absl::Status client_status = ClientStatus(status, a_.deadline);
-    RecordOutcome(a_, client_status.code(), final.usage(), final.cost().total_nano_usd(), &timing_,
-                  streamed);
+    SettleBudget(a_, reservation_, final.cost().total_nano_usd());
+    RecordOutcome(a_, {.code = client_status.code(),
+                       .usage = &final.usage(),
+                       .cost = &final.cost(),
+                       .timing = &timing_,
+                       .streamed_output_tokens = streamed,
+                       .backend = final.backend(),
+                       .cache_status = final.cache_status()});
     sink_->OnFinish(client_status, std::move(final));
   }
 
@@ -420,6 +524,7 @@ class GenerateRun final : public GenerateObserver,
   const bool stream_;
   GenerateSink* const sink_;
   const PromptTokens prompt_;
+  Reservation reservation_;  // against the caller's budgets; settled in Finish
   // Streams with a tokenizer: output tokens counted as deltas arrive.
   std::optional<StreamCounter> output_counter_;
 
@@ -444,8 +549,11 @@ class GenerateRun final : public GenerateObserver,
 // One embeddings request: attempts as the plan says, then usage, cost and metrics.
 class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
  public:
-  EmbedRun(Admission admission, v1::EmbedRequest request, EmbedDone done)
-      : a_(std::move(admission)), request_(std::move(request)), done_(std::move(done)) {
+  EmbedRun(Admission admission, v1::EmbedRequest request, EmbedDone done, Reservation reservation)
+      : a_(std::move(admission)),
+        request_(std::move(request)),
+        done_(std::move(done)),
+        reservation_(std::move(reservation)) {
     request_.set_model(a_.route.model->backend_model);
     for (const std::string& input : request_.inputs()) input_bytes_ += input.size();
   }
@@ -511,13 +619,20 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
     response.set_cache_status(v1::CACHE_STATUS_MISS);
     response.set_backend(plan_.current().config->name);
     response.set_request_id(a_.request_id);
-    RecordOutcome(a_, status.code(), response.usage(), response.cost().total_nano_usd(), &timing_);
+    SettleBudget(a_, reservation_, response.cost().total_nano_usd());
+    RecordOutcome(a_, {.code = status.code(),
+                       .usage = &response.usage(),
+                       .cost = &response.cost(),
+                       .timing = &timing_,
+                       .backend = response.backend(),
+                       .cache_status = response.cache_status()});
     done_(status, std::move(response));
   }
 
   const Admission a_;
   v1::EmbedRequest request_;  // as sent to the backend
   const EmbedDone done_;
+  Reservation reservation_;  // against the caller's budgets; settled in Finish
   uint64_t input_bytes_ = 0;
   AttemptPlan plan_{&a_};
   BackendTiming timing_;
@@ -544,6 +659,12 @@ void SnapshotHolder::Set(std::shared_ptr<const Snapshot> snapshot) {
 uint64_t EstimateTokens(uint64_t bytes) { return (bytes + 3) / 4; }
 
 absl::StatusOr<std::string> Authenticate(const Config& config, absl::string_view authorization) {
+  absl::StatusOr<Caller> caller = AuthenticateCaller(config, authorization);
+  if (!caller.ok()) return caller.status();
+  return std::move(caller->tenant);
+}
+
+absl::StatusOr<Caller> AuthenticateCaller(const Config& config, absl::string_view authorization) {
   absl::string_view value = absl::StripAsciiWhitespace(authorization);
   constexpr absl::string_view kBearer = "bearer ";
   if (value.empty()) {
@@ -553,11 +674,12 @@ absl::StatusOr<std::string> Authenticate(const Config& config, absl::string_view
     return absl::UnauthenticatedError("authorization must be `Bearer <api key>`");
   }
   const absl::string_view key = absl::StripLeadingAsciiWhitespace(value.substr(kBearer.size()));
-  auto it = config.tenant_by_key_sha256.find(ApiKeySha256Hex(key));
+  std::string key_sha256 = ApiKeySha256Hex(key);
+  auto it = config.tenant_by_key_sha256.find(key_sha256);
   if (it == config.tenant_by_key_sha256.end()) {
     return absl::UnauthenticatedError("unknown API key");
   }
-  return it->second;
+  return Caller{it->second, std::move(key_sha256)};
 }
 
 absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request) {
@@ -586,7 +708,18 @@ std::shared_ptr<RequestHandle> Pipeline::Generate(const IngressInfo& info,
     return Noop();
   }
   const PromptTokens prompt = CountPrompt(admission.tokenizer, request);
-  auto run = std::make_shared<GenerateRun>(std::move(admission), stream, sink, prompt);
+  absl::StatusOr<Reservation> reservation = ReserveBudget(
+      admission,
+      WorstCaseNanoUsd(admission.route.model->prices, prompt.tokens,
+                       MaxOutputTokens(admission, request.params().max_tokens(), prompt.tokens)));
+  if (!reservation.ok()) {
+    v1::GenerateResponse final;
+    final.set_request_id(std::move(admission.request_id));
+    sink->OnFinish(reservation.status(), std::move(final));
+    return Noop();
+  }
+  auto run = std::make_shared<GenerateRun>(std::move(admission), stream, sink, prompt,
+                                           *std::move(reservation));
   run->Start(request);
   return run;
 }
@@ -599,7 +732,22 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
     done(admission.status, std::move(response));
     return;
   }
-  std::make_shared<EmbedRun>(std::move(admission), request, std::move(done))->Start();
+  uint64_t input_tokens = 0;
+  for (const std::string& input : request.inputs()) {
+    input_tokens += admission.tokenizer != nullptr ? admission.tokenizer->Count(input)
+                                                   : EstimateTokens(input.size());
+  }
+  absl::StatusOr<Reservation> reservation =
+      ReserveBudget(admission, WorstCaseNanoUsd(admission.route.model->prices, input_tokens, 0));
+  if (!reservation.ok()) {
+    v1::EmbedResponse response;
+    response.set_request_id(std::move(admission.request_id));
+    done(reservation.status(), std::move(response));
+    return;
+  }
+  std::make_shared<EmbedRun>(std::move(admission), request, std::move(done),
+                             *std::move(reservation))
+      ->Start();
 }
 
 }  // namespace tollgate

@@ -17,6 +17,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "accounting/budget/budget.h"
+#include "accounting/ledger/ledger.h"
 #include "accounting/metrics.h"
 #include "proxy/config/config.h"
 #include "proxy/router.h"
@@ -31,7 +33,9 @@ struct Snapshot {
   std::shared_ptr<const Config> config;
   std::shared_ptr<const Router> router;
   std::shared_ptr<const MetricsTable> metrics;
-  ModelTokenizers tokenizers;  // by model name; a model without one is estimated
+  ModelTokenizers tokenizers;           // by model name; a model without one is estimated
+  std::shared_ptr<BudgetBook> budgets;  // null: no budgets
+  Ledger* ledger = nullptr;             // the server's, outliving every snapshot; null: none
 };
 
 // Holds the current snapshot; swapped atomically on reload. Thread-safe.
@@ -88,6 +92,15 @@ class Pipeline {
  private:
   const SnapshotHolder* const snapshots_;
 };
+
+// Who sent a request: the tenant its API key belongs to, and the key's hex SHA-256.
+struct Caller {
+  std::string tenant;
+  std::string key_sha256;
+};
+
+// The caller of an `authorization: Bearer <key>` value; UNAUTHENTICATED otherwise.
+absl::StatusOr<Caller> AuthenticateCaller(const Config& config, absl::string_view authorization);
 
 // Tenant name for an `authorization: Bearer <key>` value; UNAUTHENTICATED otherwise.
 absl::StatusOr<std::string> Authenticate(const Config& config, absl::string_view authorization);

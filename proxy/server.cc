@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "accounting/ledger/reader.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -23,6 +24,15 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
   for (const BackendConfig& b : config->backends) backends.push_back(b.name);
   snapshot->metrics = metrics_->BuildTable(config->tenant_names, models, backends);
   TG_ASSIGN_OR_RETURN(snapshot->tokenizers, tokenizers_.ForConfig(*config));
+  BudgetBookOptions budget_options;
+  budget_options.metrics = budget_metrics_.get();
+  absl::StatusOr<std::shared_ptr<BudgetBook>> budgets = BudgetBook::Build(
+      config->budgets, std::move(budget_options), previous ? previous->budgets.get() : nullptr);
+  if (!budgets.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("budgets: ", budgets.status().message()));
+  }
+  snapshot->budgets = *std::move(budgets);
+  snapshot->ledger = ledger_.get();
   snapshot->config = std::move(config);
   return snapshot;
 }
@@ -33,8 +43,16 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   s->config_path_ = config_path;
   s->registry_ = std::make_shared<prometheus::Registry>();
   s->metrics_ = std::make_unique<ProxyMetrics>(*s->registry_);
+  s->budget_metrics_ = std::make_unique<BudgetMetrics>(*s->registry_);
+  std::vector<LedgerRecord> spent;
+  TG_RETURN_IF_ERROR(s->OpenLedger(*config, &spent));
   TG_ASSIGN_OR_RETURN(auto snapshot, s->BuildSnapshot(config, nullptr));
+  // Spend before the restart still counts: the ledger's records replayed into the budgets.
+  for (const LedgerRecord& record : spent) {
+    snapshot->budgets->AddSpent(record.tenant, record.key_id, record.total_nano_usd, record.time);
+  }
   s->snapshots_.Set(std::move(snapshot));
+  s->budget_roller_ = std::thread([server = s.get()] { server->RollBudgetWindows(); });
   s->pipeline_ = std::make_unique<Pipeline>(&s->snapshots_);
   s->service_ = std::make_unique<InferenceService>(s->pipeline_.get());
 
@@ -81,9 +99,55 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   return s;
 }
 
+absl::Status ProxyServer::OpenLedger(const Config& config, std::vector<LedgerRecord>* spent) {
+  if (config.ledger.directory.empty()) return absl::OkStatus();
+  LedgerOptions options = config.ledger;
+  prometheus::Counter& write_errors = prometheus::BuildCounter()
+                                          .Name("tollgate_ledger_write_errors_total")
+                                          .Help("Failed ledger writes (the records stay buffered).")
+                                          .Register(*registry_)
+                                          .Add({});
+  prometheus::Counter& dropped = prometheus::BuildCounter()
+                                     .Name("tollgate_ledger_dropped_records_total")
+                                     .Help("Ledger records dropped: the buffer was full.")
+                                     .Register(*registry_)
+                                     .Add({});
+  options.on_write_error = [&write_errors] { write_errors.Increment(); };
+  options.on_dropped_record = [&dropped] { dropped.Increment(); };
+  // Read before opening: a line the new ledger is writing would look torn.
+  absl::StatusOr<std::vector<std::string>> files =
+      ListLedgerFiles(options.directory, options.file_prefix);
+  if (files.ok()) {
+    ReadStats stats;
+    TG_RETURN_IF_ERROR(ReadLedgerFiles(
+        *files, [spent](const LedgerRecord& record) { spent->push_back(record); }, &stats));
+    Log("ledger: replayed ", stats.records, " records from ", stats.files, " files in ",
+        options.directory);
+  } else if (!absl::IsNotFound(files.status())) {
+    return absl::Status(files.status().code(),
+                        absl::StrCat("ledger.directory: ", files.status().message()));
+  }
+  absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(std::move(options));
+  if (!ledger.ok()) {
+    return absl::Status(ledger.status().code(),
+                        absl::StrCat("ledger.directory: ", ledger.status().message()));
+  }
+  ledger_ = *std::move(ledger);
+  return absl::OkStatus();
+}
+
+void ProxyServer::RollBudgetWindows() {
+  while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(5))) {
+    snapshots_.Get()->budgets->RollWindows(absl::Now());
+  }
+}
+
 ProxyServer::~ProxyServer() {
   if (http_server_ != nullptr) http_server_->Shutdown(absl::ZeroDuration());
   if (server_ != nullptr) server_->Shutdown(std::chrono::system_clock::now());
+  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  if (budget_roller_.joinable()) budget_roller_.join();
+  if (ledger_ != nullptr) ledger_->Close().IgnoreError();  // logged by the ledger
 }
 
 absl::Status ProxyServer::Reload() {
@@ -113,6 +177,12 @@ void ProxyServer::Shutdown(absl::Duration drain) {
   server_->Shutdown(absl::ToChronoTime(absl::Now() + drain));
   server_->Wait();
   server_.reset();
+  // Every request has ended and recorded itself: nothing appended is lost.
+  if (ledger_ != nullptr) {
+    if (absl::Status closed = ledger_->Close(); !closed.ok()) {
+      Log("ledger: closing: ", closed.message());
+    }
+  }
 }
 
 }  // namespace tollgate

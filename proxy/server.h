@@ -11,18 +11,23 @@
 
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "accounting/budget/budget_metrics.h"
+#include "accounting/ledger/ledger.h"
 #include "accounting/metrics.h"
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "proxy/http/server/http_server.h"
 #include "proxy/ingress/grpc_ingress.h"
-#include "proxy/tokenizers.h"
 #include "proxy/ingress/http_ingress.h"
 #include "proxy/pipeline.h"
+#include "proxy/tokenizers.h"
 
 namespace tollgate {
 
@@ -49,9 +54,18 @@ class ProxyServer {
   absl::StatusOr<std::shared_ptr<const Snapshot>> BuildSnapshot(
       std::shared_ptr<const Config> config, const Snapshot* previous);
 
+  // Opens the ledger (when configured) after reading what it already holds into *spent.
+  absl::Status OpenLedger(const Config& config, std::vector<LedgerRecord>* spent);
+  // Every few seconds, rolls the budgets' windows so idle budgets' gauges drop at midnight.
+  void RollBudgetWindows();
+
   std::string config_path_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ProxyMetrics> metrics_;
+  std::unique_ptr<BudgetMetrics> budget_metrics_;
+  std::unique_ptr<Ledger> ledger_;
+  std::thread budget_roller_;
+  absl::Notification stopping_;
   SnapshotHolder snapshots_;
   TokenizerCache tokenizers_;
   std::unique_ptr<Pipeline> pipeline_;

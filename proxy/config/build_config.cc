@@ -431,6 +431,7 @@ absl::StatusOr<ModelConfig> BuildModel(const v1::Model& source, const std::strin
   TG_ASSIGN_OR_RETURN(model.tokenizer, ResolveTokenizer(source.tokenizer(), model, path));
   TG_ASSIGN_OR_RETURN(model.architecture,
                       BuildArchitecture(source.architecture(), path + ".architecture"));
+  model.context_tokens = source.context_tokens();
   for (int i = 0; i < source.fallback_backends_size(); ++i) {
     const std::string& fallback = source.fallback_backends(i);
     const std::string fallback_path = absl::StrCat(path, ".fallback_backends[", i, "]");
@@ -447,6 +448,52 @@ absl::StatusOr<ModelConfig> BuildModel(const v1::Model& source, const std::strin
     model.fallback_backends.push_back(fallback);
   }
   return model;
+}
+
+absl::StatusOr<BudgetSpec> BuildBudget(const v1::Budget& source, const std::string& path,
+                                       const Config& config) {
+  BudgetSpec budget;
+  if (source.name().empty()) return FieldError(path + ".name", "is required");
+  budget.name = source.name();
+  if (source.tenant().empty() == source.api_key_sha256().empty()) {
+    return FieldError(path, "needs exactly one of tenant or api_key_sha256");
+  }
+  if (!source.tenant().empty()) {
+    if (std::find(config.tenant_names.begin(), config.tenant_names.end(), source.tenant()) ==
+        config.tenant_names.end()) {
+      return FieldError(path + ".tenant", absl::StrCat("unknown tenant ", Quote(source.tenant())));
+    }
+    budget.tenant = source.tenant();
+  } else {
+    budget.api_key_sha256 = absl::AsciiStrToLower(source.api_key_sha256());
+    auto owner = config.tenant_by_key_sha256.find(budget.api_key_sha256);
+    if (owner != config.tenant_by_key_sha256.end()) budget.key_tenant = owner->second;
+  }
+  if (source.window() == "daily") {
+    budget.window = BudgetWindow::kDaily;
+  } else if (source.window() == "monthly") {
+    budget.window = BudgetWindow::kMonthly;
+  } else if (source.window() == "total") {
+    budget.window = BudgetWindow::kTotal;
+  } else {
+    return FieldError(path + ".window", absl::StrCat("must be daily, monthly or total, got ",
+                                                     Quote(source.window())));
+  }
+  // A budget in USD converts exactly like a price: nine decimals.
+  absl::StatusOr<int64_t> limit = UsdPerMtokToNano(source.limit_usd());
+  if (!limit.ok() || *limit <= 0) {
+    return FieldError(path + ".limit_usd", "must be a number of USD > 0 (up to 1,000,000)");
+  }
+  budget.limit_nano_usd = *limit;
+  budget.soft_nano_usd = budget.limit_nano_usd / 5 * 4;
+  if (source.has_soft_limit_usd()) {
+    absl::StatusOr<int64_t> soft = UsdPerMtokToNano(source.soft_limit_usd());
+    if (!soft.ok() || *soft > budget.limit_nano_usd) {
+      return FieldError(path + ".soft_limit_usd", "must be from 0 to limit_usd");
+    }
+    budget.soft_nano_usd = *soft;
+  }
+  return budget;
 }
 
 absl::Status CheckBatching(const v1::BatchingConfig& batching) {
@@ -502,6 +549,30 @@ absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& sour
   }
 
   TG_RETURN_IF_ERROR(CheckBatching(source.batching()));
+  for (int i = 0; i < source.budgets_size(); ++i) {
+    TG_ASSIGN_OR_RETURN(BudgetSpec budget,
+                        BuildBudget(source.budgets(i), absl::StrCat("budgets[", i, "]"), *config));
+    for (const BudgetSpec& other : config->budgets) {
+      if (other.name == budget.name) {
+        return FieldError(absl::StrCat("budgets[", i, "].name"),
+                          absl::StrCat("duplicate budget ", Quote(budget.name)));
+      }
+    }
+    config->budgets.push_back(std::move(budget));
+  }
+  if (source.default_max_tokens() > 0) config->default_max_tokens = source.default_max_tokens();
+  const v1::LedgerConfig& ledger = source.ledger();
+  config->ledger.directory = ledger.directory();
+  if (ledger.has_fsync_interval_ms()) {
+    config->ledger.fsync_interval = absl::Milliseconds(ledger.fsync_interval_ms());
+  }
+  if (ledger.max_file_bytes() > 0) config->ledger.max_file_bytes = ledger.max_file_bytes();
+  if (ledger.rotate_interval_s() > 0) {
+    config->ledger.rotate_interval = absl::Seconds(ledger.rotate_interval_s());
+  }
+  if (ledger.max_buffered_records() > 0) {
+    config->ledger.max_buffered_records = ledger.max_buffered_records();
+  }
   config->vocab_dir = source.vocab_dir();
   if (config->vocab_dir.empty()) {
     const char* env = std::getenv("TOLLGATE_VOCAB_DIR");

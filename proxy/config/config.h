@@ -15,6 +15,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "accounting/budget/budget.h"
+#include "accounting/ledger/ledger.h"
 #include "accounting/pricing.h"
 #include "tollgate/v1/config.pb.h"
 
@@ -48,6 +50,7 @@ struct ModelConfig {
   std::string tokenizer;
   ArchitectureConfig architecture;
   std::vector<std::string> fallback_backends;  // each a declared backend, none equal to `backend`
+  uint32_t context_tokens = 0;                 // 0: unknown
 };
 
 struct SimConfig {
@@ -107,8 +110,11 @@ struct Config {
   std::vector<ModelConfig> models;  // config order
   // Config order; includes the embedded "sim" backend when a model uses it without declaring it.
   std::vector<BackendConfig> backends;
-  std::string vocab_dir;  // never empty after loading
-  v1::Config source;      // the validated proto, defaults not applied
+  std::string vocab_dir;            // never empty after loading
+  std::vector<BudgetSpec> budgets;  // validated again (keys, names) when a BudgetBook is built
+  uint32_t default_max_tokens = 4096;
+  LedgerOptions ledger;  // directory empty: no ledger
+  v1::Config source;  // the validated proto, defaults not applied
 
   const ModelConfig* FindModel(absl::string_view name) const;
   const BackendConfig* FindBackend(absl::string_view name) const;

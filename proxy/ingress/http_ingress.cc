@@ -22,16 +22,8 @@ std::string FormatUsd(int64_t nano_usd) {
 }
 
 std::string CacheHeader(v1::CacheStatus status) {
-  switch (status) {
-    case v1::CACHE_STATUS_HIT:
-      return "hit";
-    case v1::CACHE_STATUS_BYPASS:
-      return "bypass";
-    case v1::CACHE_STATUS_COALESCED:
-      return "coalesced";
-    default:
-      return "miss";
-  }
+  const std::string_view label = CacheStatusLabel(status);
+  return label.empty() ? "miss" : std::string(label);
 }
 
 http::Headers AccountingHeaders(const v1::Cost& cost, v1::CacheStatus cache,

@@ -40,15 +40,23 @@ std::string WithoutIndexes(absl::string_view path) {
 }
 
 // Paths of every field reachable from `descriptor`, without list indexes.
-void AllFieldPaths(const google::protobuf::Descriptor* descriptor, const std::string& prefix,
+// Every field path, descending into each message type at its first (breadth-first) use only: a
+// type used again (Prices in a shadow plan) is already shown where it first appears.
+void AllFieldPaths(const google::protobuf::Descriptor* root,
                    absl::flat_hash_set<std::string>* paths) {
-  for (int i = 0; i < descriptor->field_count(); ++i) {
-    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
-    const std::string path = prefix.empty() ? field->name() : prefix + "." + field->name();
-    paths->insert(path);
-    // A map's entries are free-form keys and values, not schema fields.
-    if (field->message_type() != nullptr && !field->is_map()) {
-      AllFieldPaths(field->message_type(), path, paths);
+  absl::flat_hash_set<const google::protobuf::Descriptor*> seen = {root};
+  std::vector<std::pair<const google::protobuf::Descriptor*, std::string>> queue = {{root, ""}};
+  for (size_t next = 0; next < queue.size(); ++next) {
+    const auto [descriptor, prefix] = queue[next];
+    for (int i = 0; i < descriptor->field_count(); ++i) {
+      const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+      const std::string path = prefix.empty() ? field->name() : prefix + "." + field->name();
+      paths->insert(path);
+      // A map's entries are free-form keys and values, not schema fields.
+      if (field->message_type() != nullptr && !field->is_map() &&
+          seen.insert(field->message_type()).second) {
+        queue.emplace_back(field->message_type(), path);
+      }
     }
   }
 }
@@ -104,7 +112,7 @@ TEST(ConfigExamples, ReferenceConfigShowsEverySchemaField) {
   absl::flat_hash_set<std::string> shown;
   for (const std::string& path : written) shown.insert(WithoutIndexes(path));
   absl::flat_hash_set<std::string> schema;
-  AllFieldPaths(v1::Config::descriptor(), "", &schema);
+  AllFieldPaths(v1::Config::descriptor(), &schema);
   for (const std::string& path : schema) EXPECT_TRUE(shown.contains(path)) << "not shown: " << path;
 }
 

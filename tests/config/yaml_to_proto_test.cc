@@ -95,7 +95,8 @@ TEST(YamlToProto, RejectsTwoMembersOfOneOneof) {
 TEST(YamlToProto, RejectsAnUnknownTopLevelFieldListingTheKnownOnes) {
   EXPECT_THAT(ErrorOf("listener: {}"),
               StartsWith("listener: unknown field (known fields: listeners, tenants, models, "
-                         "backends, cache, batching, vocab_dir)"));
+                         "backends, cache, batching, vocab_dir, price_files, budgets, "
+                         "default_max_tokens, ledger, shadow_plans)"));
 }
 
 TEST(YamlToProto, RejectsAnUnknownNestedFieldNamingItsFullPath) {
