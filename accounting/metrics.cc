@@ -139,6 +139,12 @@ void MetricsTable::AddStreamedOutputTokens(size_t tenant_index, size_t model_ind
   AddIfPositive(cells_[tenant_index * num_models_ + model_index].output_tokens, tokens);
 }
 
+void MetricsTable::AddShadowCost(size_t plan_index, int64_t nano_usd) const {
+  if (plan_index < shadow_cost_.size() && nano_usd > 0) {
+    shadow_cost_[plan_index]->Increment(NanoUsdToUsd(nano_usd));
+  }
+}
+
 void MetricsTable::RecordAttempt(absl::string_view backend, AttemptResult result) const {
   auto it = backends_.find(backend);
   if (it != backends_.end()) it->second.attempts[static_cast<size_t>(result)]->Increment();
@@ -188,6 +194,19 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& registry)
                    .Name("tollgate_backend_ejected")
                    .Help("1 while a backend is ejected by passive health checking, else 0.")
                    .Register(registry)),
+      gpu_idle_cost_(prometheus::BuildCounter()
+                         .Name("tollgate_gpu_idle_cost_usd_total")
+                         .Help("GPU-hour cost of a self-hosted backend's time with no request in "
+                               "flight, in USD.")
+                         .Register(registry)),
+      energy_(prometheus::BuildCounter()
+                  .Name("tollgate_energy_joules_total")
+                  .Help("Energy of a self-hosted backend's GPUs: ended requests' and idle time's.")
+                  .Register(registry)),
+      shadow_cost_(prometheus::BuildCounter()
+                       .Name("tollgate_shadow_cost_usd_total")
+                       .Help("What the traffic would have cost under each alternative plan, USD.")
+                       .Register(registry)),
       reloads_ok_(prometheus::BuildCounter()
                       .Name("tollgate_config_reloads_total")
                       .Help("Configuration reloads, by result.")
@@ -199,9 +218,14 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& registry)
                          .Register(registry)
                          .Add({{"result", "error"}})) {}
 
+ProxyMetrics::GpuSeries ProxyMetrics::GpuCounters(const std::string& backend) {
+  absl::MutexLock lock(&mu_);
+  return {&gpu_idle_cost_.Add({{"backend", backend}}), &energy_.Add({{"backend", backend}})};
+}
+
 std::shared_ptr<const MetricsTable> ProxyMetrics::BuildTable(
     const std::vector<std::string>& tenant_names, const std::vector<std::string>& model_names,
-    const std::vector<std::string>& backend_names) {
+    const std::vector<std::string>& backend_names, const std::vector<std::string>& plan_names) {
   const std::vector<std::string> tenants = WithOther(tenant_names);
   const std::vector<std::string> models = WithOther(model_names);
   auto table = std::make_shared<MetricsTable>();
@@ -238,6 +262,9 @@ std::shared_ptr<const MetricsTable> ProxyMetrics::BuildTable(
       series.attempts[r] = &attempts_.Add({{"backend", backend}, {"result", kResults[r]}});
     }
     series.ejected = &ejected_.Add({{"backend", backend}});
+  }
+  for (const std::string& plan : plan_names) {
+    table->shadow_cost_.push_back(&shadow_cost_.Add({{"plan", plan}}));
   }
   for (const std::string& model : models) {
     table->per_model_.push_back({&duration_.Add({{"model", model}}, DurationBuckets()),

@@ -69,6 +69,9 @@ class MetricsTable {
   size_t TenantIndex(absl::string_view tenant) const;  // unknown → the "other" row
   size_t ModelIndex(absl::string_view model) const;    // unknown → the "other" column
   void Record(size_t tenant_index, size_t model_index, const RequestOutcome& outcome) const;
+  // A request's cost under shadow plan `plan_index` (config order).
+  void AddShadowCost(size_t plan_index, int64_t nano_usd) const;
+
   // Output tokens of a stream still in progress, so that the token series move during it.
   void AddStreamedOutputTokens(size_t tenant_index, size_t model_index, uint64_t tokens) const;
 
@@ -102,6 +105,7 @@ class MetricsTable {
   size_t num_models_ = 0;
   std::vector<Cell> cells_;  // tenant-major
   std::vector<PerModel> per_model_;
+  std::vector<prometheus::Counter*> shadow_cost_;  // by plan, config order
 };
 
 class ProxyMetrics {
@@ -112,7 +116,15 @@ class ProxyMetrics {
   // to be valid label values (config validation ensures it).
   std::shared_ptr<const MetricsTable> BuildTable(const std::vector<std::string>& tenants,
                                                  const std::vector<std::string>& models,
-                                                 const std::vector<std::string>& backends = {});
+                                                 const std::vector<std::string>& backends = {},
+                                                 const std::vector<std::string>& plans = {});
+
+  // The idle-cost and energy series of a backend with a GPU cost, for its GpuMeter.
+  struct GpuSeries {
+    prometheus::Counter* idle_cost_usd;
+    prometheus::Counter* energy_joules;
+  };
+  GpuSeries GpuCounters(const std::string& backend);
 
   // Config reloads by result ("ok" or "error").
   void RecordConfigReload(bool ok);
@@ -128,6 +140,9 @@ class ProxyMetrics {
   prometheus::Family<prometheus::Histogram>& overhead_;
   prometheus::Family<prometheus::Counter>& attempts_;
   prometheus::Family<prometheus::Gauge>& ejected_;
+  prometheus::Family<prometheus::Counter>& gpu_idle_cost_;
+  prometheus::Family<prometheus::Counter>& energy_;
+  prometheus::Family<prometheus::Counter>& shadow_cost_;
   prometheus::Counter& reloads_ok_;
   prometheus::Counter& reloads_error_;
 };

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "accounting/gpu/shadow_pricing.h"
 #include "accounting/ledger/ledger.h"
 #include "accounting/pricing.h"
 #include "accounting/tokenizer/chat.h"
@@ -148,6 +149,43 @@ LedgerRecord ToLedgerRecord(const Admission& a, const Ending& e, absl::Time now)
   return r;
 }
 
+// One backend call's span on a self-hosted backend's GPU meter.
+class GpuSpan {
+ public:
+  // Starts a span when `backend` has a GPU meter.
+  void Begin(const Snapshot& snapshot, const std::string& backend, uint64_t prompt_tokens) {
+    auto it = snapshot.gpu_meters.find(backend);
+    if (it == snapshot.gpu_meters.end()) return;
+    meter_ = it->second.get();
+    token_ = meter_->Begin(prompt_tokens);
+  }
+  void Progress(uint64_t output_tokens_so_far) {
+    if (meter_ != nullptr) meter_->Progress(token_, output_tokens_so_far);
+  }
+  // Ends the span; its share is added to what earlier spans of the request accrued.
+  void End() {
+    if (meter_ == nullptr) return;
+    const GpuShare share = meter_->End(token_);
+    nano_usd_ += share.cost_nano_usd;
+    joules_ += share.energy_joules;
+    meter_ = nullptr;
+  }
+  // Prices the request: its GPU share, plus its token prices unless `gpu_backed` (the backend
+  // that answered has a GPU cost, which then replaces them).
+  void AddTo(v1::Cost& cost, bool gpu_backed) const {
+    if (gpu_backed) cost = v1::Cost();
+    cost.set_gpu_nano_usd(nano_usd_);
+    cost.set_energy_joules(joules_);
+    cost.set_total_nano_usd(cost.total_nano_usd() + nano_usd_);
+  }
+
+ private:
+  GpuMeter* meter_ = nullptr;  // the current span's; owned by the snapshot
+  GpuMeter::RequestToken token_{};
+  int64_t nano_usd_ = 0;
+  double joules_ = 0;
+};
+
 // Records the request on the metrics and in the ledger; every request ends here exactly once.
 void RecordOutcome(const Admission& a, const Ending& e) {
   RequestOutcome outcome;
@@ -164,6 +202,12 @@ void RecordOutcome(const Admission& a, const Ending& e) {
                                     ? absl::Seconds(-1)
                                     : timing->first_token - a.received;
   a.snapshot->metrics->Record(a.tenant_index, a.model_index, outcome);
+  if (e.usage != nullptr) {
+    const std::vector<ShadowPlan>& plans = a.snapshot->config->shadow_plans;
+    for (size_t i = 0; i < plans.size(); ++i) {
+      a.snapshot->metrics->AddShadowCost(i, ShadowCostNanoUsd(plans[i], *e.usage));
+    }
+  }
   if (a.snapshot->ledger != nullptr) a.snapshot->ledger->Append(ToLedgerRecord(a, e, now));
 }
 
@@ -416,6 +460,8 @@ class GenerateRun final : public GenerateObserver,
       const size_t final_tokens = output_counter_->Append(message.text());
       a_.snapshot->metrics->AddStreamedOutputTokens(a_.tenant_index, a_.model_index, final_tokens);
     }
+    gpu_.Progress(output_counter_.has_value() ? output_counter_->committed()
+                                              : EstimateTokens(output_bytes_));
     if (!stream_) {
       text_.append(message.text());
       return;
@@ -432,6 +478,7 @@ class GenerateRun final : public GenerateObserver,
 
   void OnDone(const absl::Status& backend_status) override {
     timing_.done = absl::Now();
+    gpu_.End();
     const std::optional<absl::Duration> delay =
         plan_.AfterAttempt(backend_status, !received_any_ && !call_.cancelled());
     if (!delay.has_value()) {
@@ -460,6 +507,7 @@ class GenerateRun final : public GenerateObserver,
     call.request = request_;
     call.deadline = a_.deadline;
     call.client_streams = stream_;
+    gpu_.Begin(*a_.snapshot, target->config->name, prompt_.tokens);
     call_.Set(target->backend->Generate(std::move(call), shared_from_this()));
   }
 
@@ -477,6 +525,8 @@ class GenerateRun final : public GenerateObserver,
     *final.mutable_usage() = ChargedUsage(backend_status);
     const uint64_t streamed = output_counter_.has_value() ? output_counter_->committed() : 0;
     *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage(), request_.batch());
+    gpu_.AddTo(*final.mutable_cost(),
+               a_.snapshot->gpu_meters.contains(plan_.current().config->name));
     final.set_text(std::move(text_));
     final.set_finish_reason(finish_reason_);
     final.set_cache_status(v1::CACHE_STATUS_MISS);
@@ -525,6 +575,7 @@ class GenerateRun final : public GenerateObserver,
   GenerateSink* const sink_;
   const PromptTokens prompt_;
   Reservation reservation_;  // against the caller's budgets; settled in Finish
+  GpuSpan gpu_;              // the current attempt's, on a self-hosted backend's GPU meter
   // Streams with a tokenizer: output tokens counted as deltas arrive.
   std::optional<StreamCounter> output_counter_;
 
@@ -573,6 +624,9 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
     EmbedCall call;
     call.request = request_;
     call.deadline = a_.deadline;
+    uint64_t input_tokens = 0;
+    for (const std::string& input : request_.inputs()) input_tokens += EstimateTokens(input.size());
+    gpu_.Begin(*a_.snapshot, target->config->name, input_tokens);
     target->backend->Embed(std::move(call),
                            [self = shared_from_this()](absl::StatusOr<v1::EmbedResponse> result) {
                              self->OnResult(std::move(result));
@@ -581,6 +635,7 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
 
   void OnResult(absl::StatusOr<v1::EmbedResponse> result) {
     timing_.done = absl::Now();
+    gpu_.End();
     // One vector per input, or the answer is unusable (gRPC lets an unparseable reply through as
     // an empty message); it is then charged nothing.
     if (result.ok() && result->embeddings_size() != request_.inputs_size()) {
@@ -616,6 +671,8 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
       }
     }
     *response.mutable_cost() = PriceUsage(a_.route.model->prices, response.usage());
+    gpu_.AddTo(*response.mutable_cost(),
+               a_.snapshot->gpu_meters.contains(plan_.current().config->name));
     response.set_cache_status(v1::CACHE_STATUS_MISS);
     response.set_backend(plan_.current().config->name);
     response.set_request_id(a_.request_id);
@@ -633,6 +690,7 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
   v1::EmbedRequest request_;  // as sent to the backend
   const EmbedDone done_;
   Reservation reservation_;  // against the caller's budgets; settled in Finish
+  GpuSpan gpu_;              // the current attempt's, on a self-hosted backend's GPU meter
   uint64_t input_bytes_ = 0;
   AttemptPlan plan_{&a_};
   BackendTiming timing_;

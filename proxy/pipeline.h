@@ -13,11 +13,13 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "accounting/budget/budget.h"
+#include "accounting/gpu/gpu_meter.h"
 #include "accounting/ledger/ledger.h"
 #include "accounting/metrics.h"
 #include "proxy/config/config.h"
@@ -36,6 +38,8 @@ struct Snapshot {
   ModelTokenizers tokenizers;           // by model name; a model without one is estimated
   std::shared_ptr<BudgetBook> budgets;  // null: no budgets
   Ledger* ledger = nullptr;             // the server's, outliving every snapshot; null: none
+  // By backend name: the GPU meters of backends with a GPU cost (carried across reloads).
+  absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>> gpu_meters;
 };
 
 // Holds the current snapshot; swapped atomically on reload. Thread-safe.

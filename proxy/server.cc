@@ -22,7 +22,10 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
   for (const ModelConfig& m : config->models) models.push_back(m.name);
   std::vector<std::string> backends;
   for (const BackendConfig& b : config->backends) backends.push_back(b.name);
-  snapshot->metrics = metrics_->BuildTable(config->tenant_names, models, backends);
+  std::vector<std::string> plans;
+  for (const ShadowPlan& plan : config->shadow_plans) plans.push_back(plan.name);
+  snapshot->metrics = metrics_->BuildTable(config->tenant_names, models, backends, plans);
+  TG_ASSIGN_OR_RETURN(snapshot->gpu_meters, GpuMetersFor(*config));
   TG_ASSIGN_OR_RETURN(snapshot->tokenizers, tokenizers_.ForConfig(*config));
   BudgetBookOptions budget_options;
   budget_options.metrics = budget_metrics_.get();
@@ -136,9 +139,41 @@ absl::Status ProxyServer::OpenLedger(const Config& config, std::vector<LedgerRec
   return absl::OkStatus();
 }
 
+absl::StatusOr<absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>>>
+ProxyServer::GpuMetersFor(const Config& config) {
+  absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>> meters;
+  absl::flat_hash_map<std::string, MeterEntry> kept;
+  for (const BackendConfig& backend : config.backends) {
+    if (!backend.gpu_cost.has_value()) continue;
+    const GpuCostSpec& spec = *backend.gpu_cost;
+    const std::string fingerprint = absl::StrCat(
+        spec.gpu_type, "|", spec.gpu_count, "|", spec.usd_per_gpu_hour, "|", spec.watts, "|",
+        spec.usd_per_kwh, "|", spec.prefill_weight, "|", spec.decode_weight);
+    auto it = gpu_meters_.find(backend.name);
+    if (it != gpu_meters_.end() && it->second.fingerprint == fingerprint) {
+      kept[backend.name] = it->second;
+    } else {
+      const ProxyMetrics::GpuSeries series = metrics_->GpuCounters(backend.name);
+      absl::StatusOr<std::unique_ptr<GpuMeter>> meter =
+          NewGpuMeter(spec, absl::Now, {series.idle_cost_usd, series.energy_joules});
+      if (!meter.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("backend ", backend.name, ": gpu_cost: ", meter.status().message()));
+      }
+      kept[backend.name] = {fingerprint, *std::move(meter)};
+    }
+    meters[backend.name] = kept[backend.name].meter;
+  }
+  gpu_meters_ = std::move(kept);
+  return meters;
+}
+
 void ProxyServer::RollBudgetWindows() {
   while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(5))) {
-    snapshots_.Get()->budgets->RollWindows(absl::Now());
+    const std::shared_ptr<const Snapshot> snapshot = snapshots_.Get();
+    snapshot->budgets->RollWindows(absl::Now());
+    // Books idle GPU time, so that the idle-cost series moves while nothing runs.
+    for (const auto& [name, meter] : snapshot->gpu_meters) meter->Snapshot();
   }
 }
 

@@ -56,7 +56,12 @@ class ProxyServer {
 
   // Opens the ledger (when configured) after reading what it already holds into *spent.
   absl::Status OpenLedger(const Config& config, std::vector<LedgerRecord>* spent);
-  // Every few seconds, rolls the budgets' windows so idle budgets' gauges drop at midnight.
+  // The GPU meters of `config`'s backends with a GPU cost: a backend whose cost settings did not
+  // change keeps its meter (and what is in flight on it).
+  absl::StatusOr<absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>>> GpuMetersFor(
+      const Config& config);
+  // Every few seconds, rolls the budgets' windows so idle budgets' gauges drop at midnight, and
+  // books idle GPU time.
   void RollBudgetWindows();
 
   std::string config_path_;
@@ -64,6 +69,11 @@ class ProxyServer {
   std::unique_ptr<ProxyMetrics> metrics_;
   std::unique_ptr<BudgetMetrics> budget_metrics_;
   std::unique_ptr<Ledger> ledger_;
+  struct MeterEntry {
+    std::string fingerprint;  // the settings it was made with
+    std::shared_ptr<GpuMeter> meter;
+  };
+  absl::flat_hash_map<std::string, MeterEntry> gpu_meters_;  // by backend; BuildSnapshot only
   std::thread budget_roller_;
   absl::Notification stopping_;
   SnapshotHolder snapshots_;

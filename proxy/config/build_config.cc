@@ -250,6 +250,22 @@ absl::Status BuildResilience(const v1::Backend& source, const std::string& path,
   return absl::OkStatus();
 }
 
+// A GpuCost block, validated; errors name its field.
+absl::StatusOr<GpuCostSpec> BuildGpuCost(const v1::GpuCost& source, const std::string& path) {
+  GpuCostSpec spec;
+  spec.gpu_type = source.gpu_type();
+  spec.gpu_count = source.gpu_count() > 0 ? source.gpu_count() : 1;
+  spec.usd_per_gpu_hour = source.usd_per_gpu_hour();
+  spec.watts = source.watts();
+  spec.usd_per_kwh = source.usd_per_kwh();
+  spec.prefill_weight = source.prefill_weight() > 0 ? source.prefill_weight() : 1;
+  spec.decode_weight = source.decode_weight() > 0 ? source.decode_weight() : 1;
+  if (absl::Status valid = ValidateGpuCostSpec(spec); !valid.ok()) {
+    return FieldError(path, valid.message());
+  }
+  return spec;
+}
+
 absl::StatusOr<BackendConfig> BuildBackend(const v1::Backend& source, const std::string& path) {
   BackendConfig backend;
   TG_RETURN_IF_ERROR(CheckLabel(path + ".name", source.name(), kModelNameChars, 128));
@@ -297,6 +313,9 @@ absl::StatusOr<BackendConfig> BuildBackend(const v1::Backend& source, const std:
   backend.timeout =
       absl::Milliseconds(source.timeout_ms() == 0 ? kDefaultBackendTimeoutMs : source.timeout_ms());
   TG_ASSIGN_OR_RETURN(backend.sim, BuildSim(source, path + ".sim"));
+  if (source.has_gpu_cost()) {
+    TG_ASSIGN_OR_RETURN(backend.gpu_cost, BuildGpuCost(source.gpu_cost(), path + ".gpu_cost"));
+  }
   return backend;
 }
 
@@ -351,6 +370,28 @@ absl::StatusOr<TokenPrices> BuildPrices(const v1::Prices& source, const std::str
     prices.long_context = std::make_shared<const TokenPrices>(std::move(tier));
   }
   return prices;
+}
+
+absl::StatusOr<ShadowPlan> BuildShadowPlan(const v1::ShadowPlan& source, const std::string& path) {
+  ShadowPlan plan;
+  TG_RETURN_IF_ERROR(CheckLabel(path + ".name", source.name(), kModelNameChars, 128));
+  plan.name = source.name();
+  if (source.has_prices() == source.has_gpu()) {
+    return FieldError(path, "needs exactly one of prices or gpu");
+  }
+  if (source.has_prices()) {
+    plan.kind = ShadowPlan::kPerToken;
+    TG_ASSIGN_OR_RETURN(plan.prices, BuildPrices(source.prices(), path + ".prices"));
+  } else {
+    plan.kind = ShadowPlan::kGpu;
+    TG_ASSIGN_OR_RETURN(plan.gpu, BuildGpuCost(source.gpu(), path + ".gpu"));
+    plan.prefill_tokens_per_second = source.prefill_tokens_per_second();
+    plan.decode_tokens_per_second = source.decode_tokens_per_second();
+  }
+  if (absl::Status valid = ValidateShadowPlan(plan); !valid.ok()) {
+    return FieldError(path, valid.message());
+  }
+  return plan;
 }
 
 absl::StatusOr<ArchitectureConfig> BuildArchitecture(const v1::Architecture& source,
@@ -561,6 +602,16 @@ absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& sour
     config->budgets.push_back(std::move(budget));
   }
   if (source.default_max_tokens() > 0) config->default_max_tokens = source.default_max_tokens();
+  for (int i = 0; i < source.shadow_plans_size(); ++i) {
+    const std::string path = absl::StrCat("shadow_plans[", i, "]");
+    TG_ASSIGN_OR_RETURN(ShadowPlan plan, BuildShadowPlan(source.shadow_plans(i), path));
+    for (const ShadowPlan& other : config->shadow_plans) {
+      if (other.name == plan.name) {
+        return FieldError(path + ".name", absl::StrCat("duplicate plan ", Quote(plan.name)));
+      }
+    }
+    config->shadow_plans.push_back(std::move(plan));
+  }
   const v1::LedgerConfig& ledger = source.ledger();
   config->ledger.directory = ledger.directory();
   if (ledger.has_fsync_interval_ms()) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "accounting/budget/budget.h"
+#include "accounting/gpu/gpu_cost_spec.h"
+#include "accounting/gpu/shadow_pricing.h"
 #include "accounting/ledger/ledger.h"
 #include "accounting/pricing.h"
 #include "tollgate/v1/config.pb.h"
@@ -100,6 +103,8 @@ struct BackendConfig {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, sorted
   RetryConfig retry;
   EjectionConfig ejection;
+  // Self-hosted GPUs whose cost is split among the requests in flight; unset: none.
+  std::optional<GpuCostSpec> gpu_cost;
 };
 
 struct Config {
@@ -114,6 +119,7 @@ struct Config {
   std::vector<BudgetSpec> budgets;  // validated again (keys, names) when a BudgetBook is built
   uint32_t default_max_tokens = 4096;
   LedgerOptions ledger;  // directory empty: no ledger
+  std::vector<ShadowPlan> shadow_plans;
   v1::Config source;  // the validated proto, defaults not applied
 
   const ModelConfig* FindModel(absl::string_view name) const;

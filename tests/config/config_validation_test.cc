@@ -97,6 +97,29 @@ TEST(ConfigValidation, BatchDiscountIsAFractionAndPriceFilesMustExistAndParse) {
   EXPECT_THAT(ParseError("price_files: [" + bad + "]"), StartsWith("price_files[0]: " + bad));
 }
 
+TEST(ConfigValidation, GpuCostsShadowPlansAndBudgetsNameTheirBadField) {
+  EXPECT_THAT(ParseError("backends: [{name: b, kind: sim, gpu_cost: {usd_per_gpu_hour: -1}}]"),
+              StartsWith("backends[0].gpu_cost:"));
+  EXPECT_THAT(ParseError("shadow_plans: [{name: p}]"),
+              StartsWith("shadow_plans[0]: needs exactly one of prices or gpu"));
+  EXPECT_THAT(ParseError("shadow_plans: [{name: p, gpu: {gpu_count: 1, usd_per_gpu_hour: 2}}]"),
+              StartsWith("shadow_plans[0]:"));  // no throughput given
+  EXPECT_THAT(ParseError("shadow_plans: [{name: p, prices: {}}, {name: p, prices: {}}]"),
+              StartsWith("shadow_plans[1].name: duplicate plan"));
+  EXPECT_THAT(ParseError("budgets: [{name: b, tenant: nobody, window: daily, limit_usd: 1}]"),
+              StartsWith("budgets[0].tenant: unknown tenant \"nobody\""));
+  EXPECT_THAT(ParseError("budgets: [{name: b, window: daily, limit_usd: 1}]"),
+              StartsWith("budgets[0]: needs exactly one of tenant or api_key_sha256"));
+  EXPECT_THAT(ParseError("tenants: [{name: t}]\nbudgets: [{name: b, tenant: t, window: weekly, "
+                         "limit_usd: 1}]"),
+              StartsWith("budgets[0].window: must be daily, monthly or total"));
+  EXPECT_THAT(ParseError("tenants: [{name: t}]\nbudgets: [{name: b, tenant: t, window: daily}]"),
+              StartsWith("budgets[0].limit_usd:"));
+  EXPECT_THAT(ParseError("tenants: [{name: t}]\nbudgets: [{name: b, tenant: t, window: daily, "
+                         "limit_usd: 1, soft_limit_usd: 2}]"),
+              StartsWith("budgets[0].soft_limit_usd: must be from 0 to limit_usd"));
+}
+
 TEST(ConfigValidation, PriceErrorsNameThePriceField) {
   EXPECT_THAT(ParseError("models: [{name: a, prices: {input_usd_per_mtok: -1}}]"),
               StartsWith("models[0].prices.input_usd_per_mtok: price must be"));

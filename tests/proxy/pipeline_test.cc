@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "accounting/gpu/gpu_meter.h"
+#include "accounting/gpu/shadow_pricing.h"
 #include "accounting/tokenizer/registry.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
@@ -146,7 +148,10 @@ models:
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->config = *config;
     snapshot->router = Router::WithBackends(**config, {{"fake", backend_}, {"spare", spare_}});
-    snapshot->metrics = metrics_.BuildTable((*config)->tenant_names, {"m1"}, {"fake", "spare"});
+    std::vector<std::string> plans;
+    for (const ShadowPlan& plan : (*config)->shadow_plans) plans.push_back(plan.name);
+    snapshot->metrics =
+        metrics_.BuildTable((*config)->tenant_names, {"m1"}, {"fake", "spare"}, plans);
     holder_.Set(snapshot);
   }
 
@@ -182,6 +187,19 @@ models:
     auto snapshot = std::make_shared<Snapshot>(*holder_.Get());
     snapshot->tokenizers["m1"] = tokenizer_;
     holder_.Set(snapshot);
+  }
+
+  // The value of the series of `family` with label `name` = `value`, or -1.
+  double Series(const std::string& family_name, const std::string& name, const std::string& value) {
+    for (const auto& family : registry_.Collect()) {
+      if (family.name != family_name) continue;
+      for (const auto& metric : family.metric) {
+        for (const auto& label : metric.label) {
+          if (label.name == name && label.value == value) return metric.counter.value;
+        }
+      }
+    }
+    return -1;
   }
 
   // tollgate_tokens_total{type} summed over tenants.
@@ -350,6 +368,50 @@ TEST_F(PipelineTest, EmbeddingsWithoutUsageAreCountedWithTheTokenizer) {
   EXPECT_EQ(got.usage().source(), v1::USAGE_SOURCE_COUNTED);
   EXPECT_EQ(got.usage().input_tokens(),
             tokenizer_->Count("first input text") + tokenizer_->Count("second"));
+}
+
+TEST_F(PipelineTest, ASelfHostedBackendChargesItsGpuShareInsteadOfTokenPrices) {
+  // 2 GPUs at $1.80/h: 1,000,000 nano-USD per second. The request is alone on them for 3 s.
+  absl::Time now = absl::FromUnixSeconds(1'000'000);
+  GpuCostSpec spec;
+  spec.gpu_count = 2;
+  spec.usd_per_gpu_hour = 1.80;
+  spec.watts = 500;
+  absl::StatusOr<std::unique_ptr<GpuMeter>> meter = NewGpuMeter(spec, [&now] { return now; });
+  ASSERT_TRUE(meter.ok()) << meter.status();
+  auto snapshot = std::make_shared<Snapshot>(*holder_.Get());
+  snapshot->gpu_meters["fake"] = *std::move(meter);
+  holder_.Set(snapshot);
+
+  Start(/*stream=*/true);
+  now += absl::Seconds(1);
+  backend_->Send("first words");
+  now += absl::Seconds(2);
+  backend_->Answer(" and the rest", 10, 5);
+  const v1::Cost& cost = sink_.final.cost();
+  EXPECT_EQ(cost.gpu_nano_usd(), 3'000'000);
+  EXPECT_EQ(cost.input_nano_usd(), 0);  // the GPU share replaces the token prices
+  EXPECT_EQ(cost.output_nano_usd(), 0);
+  EXPECT_EQ(cost.total_nano_usd(), 3'000'000);
+  EXPECT_DOUBLE_EQ(cost.energy_joules(), 2 * 500 * 3);
+}
+
+TEST_F(PipelineTest, EveryRequestIsAlsoPricedUnderEachShadowPlan) {
+  Configure(std::string(kDefaultBackends) + R"(
+shadow_plans:
+  - {name: on-gpt-4o, prices: {input_usd_per_mtok: 2.50, output_usd_per_mtok: 10.00}}
+  - name: own-h100s
+    gpu: {gpu_count: 4, usd_per_gpu_hour: 2.00}
+    prefill_tokens_per_second: 1000
+    decode_tokens_per_second: 50
+)",
+            "");
+  Start(/*stream=*/false);
+  backend_->Answer("ok", 1000, 100);
+  // 1000 × $2.50/M + 100 × $10/M = $0.0035.
+  EXPECT_NEAR(Series("tollgate_shadow_cost_usd_total", "plan", "on-gpt-4o"), 0.0035, 1e-12);
+  // (1000/1000 + 100/50) s × 4 GPUs × $2/h = 3 s × $8/h = $0.00666667.
+  EXPECT_NEAR(Series("tollgate_shadow_cost_usd_total", "plan", "own-h100s"), 0.006666667, 1e-9);
 }
 
 TEST_F(PipelineTest, AStreamEndingOkWithoutAFinishReasonIsAnError) {
