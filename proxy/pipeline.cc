@@ -17,6 +17,7 @@
 #include "accounting/tokenizer/chat.h"
 #include "accounting/tokenizer/stream_counter.h"
 #include "proxy/common/cancel_latch.h"
+#include "proxy/common/status_payloads.h"
 #include "proxy/common/timer_queue.h"
 
 namespace tollgate {
@@ -244,7 +245,10 @@ absl::StatusOr<Reservation> ReserveBudget(Admission& a, int64_t worst_case_nano_
       a.caller.tenant, a.caller.key_sha256, worst_case_nano_usd, absl::Now());
   if (!reservation.ok()) {
     a.status = reservation.status();
+    // Which budget: the message names it; the payload marks the refusal as a budget's.
+    a.status.SetPayload(kBudgetPayload, absl::Cord("budget"));
     RecordOutcome(a, {.code = a.status.code()});
+    return a.status;
   }
   return reservation;
 }

@@ -10,5 +10,8 @@ namespace tollgate {
 inline constexpr absl::string_view kHttpStatusPayload = "tollgate.dev/http_status";
 // The backend's retry-after, in seconds ("1").
 inline constexpr absl::string_view kRetryAfterPayload = "tollgate.dev/retry_after_s";
+// On a RESOURCE_EXHAUSTED from Tollgate's own budgets: the budget's name. The HTTP ingress then
+// answers OpenAI's over-quota error (insufficient_quota) rather than a rate limit.
+inline constexpr absl::string_view kBudgetPayload = "tollgate.dev/budget";
 
 }  // namespace tollgate

@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "proxy/common/status_macros.h"
+#include "proxy/common/status_payloads.h"
 #include "proxy/http/server/json_fields.h"
 #include "proxy/http/server/json_writer.h"
 
@@ -366,7 +367,9 @@ std::string ModelsJson(const std::vector<std::string>& model_ids, int64_t create
 }
 
 std::string ErrorJson(const absl::Status& status) {
-  const ErrorKind kind = ErrorKindFor(status.code());
+  const ErrorKind kind = status.GetPayload(kBudgetPayload).has_value()
+                             ? ErrorKind{"insufficient_quota", "insufficient_quota"}
+                             : ErrorKindFor(status.code());
   JsonWriter json;
   json.StartObject().Key("error").StartObject();
   json.Key("message").String(std::string_view(status.message().data(), status.message().size()));

@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proxy/common/status_payloads.h"
 #include "proxy/openai/server_codec.h"
 #include "tests/http/json_test_util.h"
 
@@ -290,6 +291,13 @@ TEST(OpenAiServerCodec, EncodesModelsAndErrors) {
   EXPECT_STREQ(
       Json(ErrorJson(absl::ResourceExhaustedError("slow down")))["error"]["code"].GetString(),
       "rate_limit_exceeded");
+  // A refusal by one of Tollgate's budgets is OpenAI's over-quota error, not a rate limit.
+  absl::Status budget = absl::ResourceExhaustedError("budget \"b\" is exhausted");
+  budget.SetPayload(kBudgetPayload, absl::Cord("budget"));
+  rapidjson::Document quota = Json(ErrorJson(budget));
+  EXPECT_STREQ(quota["error"]["type"].GetString(), "insufficient_quota");
+  EXPECT_STREQ(quota["error"]["code"].GetString(), "insufficient_quota");
+  EXPECT_STREQ(quota["error"]["message"].GetString(), "budget \"b\" is exhausted");
 }
 
 TEST(OpenAiServerCodec, MapsStatusCodesToHttpStatuses) {
