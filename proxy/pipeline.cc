@@ -105,7 +105,7 @@ struct Admission {
   Route route;
   const Tokenizer* tokenizer = nullptr;  // the model's, owned by the snapshot; null: estimate
   Caller caller;                         // set once authenticated
-  absl::string_view model;               // as the client asked; valid while the request runs
+  std::string model;                     // as the client asked
 };
 
 // How a request ended, for the metrics and the ledger.
@@ -125,7 +125,7 @@ LedgerRecord ToLedgerRecord(const Admission& a, const Ending& e, absl::Time now)
   r.time = now;
   r.tenant = a.caller.tenant.empty() ? std::string(kOtherLabel) : a.caller.tenant;
   r.key_id = a.caller.key_sha256;
-  r.model = a.route.model != nullptr ? a.route.model->name : std::string(a.model);
+  r.model = a.route.model != nullptr ? a.route.model->name : a.model;
   r.backend = std::string(e.backend);
   if (e.usage != nullptr) {
     r.input_tokens = e.usage->input_tokens();
@@ -270,7 +270,7 @@ Admission Admit(const SnapshotHolder& snapshots, const IngressInfo& info, absl::
   a.received = info.received;
   a.deadline = info.deadline;
   a.model_index = metrics.ModelIndex(model);
-  a.model = model;
+  a.model = std::string(model);
   a.tenant_index = metrics.TenantIndex(kOtherLabel);
   absl::StatusOr<Caller> caller = AuthenticateCaller(*a.snapshot->config, info.authorization);
   if (!caller.ok()) {
