@@ -119,9 +119,7 @@ void MetricsTable::Record(size_t tenant_index, size_t model_index,
   AddIfPositive(cell.input_tokens, u.input_tokens() - cached);
   AddIfPositive(cell.cached_input_tokens, cached);
   const uint64_t output = u.output_tokens() - reasoning;
-  AddIfPositive(cell.output_tokens, output > outcome.streamed_output_tokens
-                                        ? output - outcome.streamed_output_tokens
-                                        : 0);
+  AddIfPositive(cell.output_tokens, output);
   AddIfPositive(cell.reasoning_tokens, reasoning);
   if (outcome.cost_nano_usd > 0) cell.cost_usd->Increment(NanoUsdToUsd(outcome.cost_nano_usd));
   cell.request_cost_usd->Observe(NanoUsdToUsd(outcome.cost_nano_usd));
@@ -136,7 +134,7 @@ void MetricsTable::Record(size_t tenant_index, size_t model_index,
 
 void MetricsTable::AddStreamedOutputTokens(size_t tenant_index, size_t model_index,
                                            uint64_t tokens) const {
-  AddIfPositive(cells_[tenant_index * num_models_ + model_index].output_tokens, tokens);
+  AddIfPositive(cells_[tenant_index * num_models_ + model_index].streamed_output_tokens, tokens);
 }
 
 void MetricsTable::AddShadowCost(size_t plan_index, int64_t nano_usd) const {
@@ -165,6 +163,13 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& registry)
                   .Help("Tokens charged, by type: input (uncached), cached_input, output "
                         "(non-reasoning), reasoning. The types partition the total.")
                   .Register(registry)),
+      streamed_tokens_(
+          prometheus::BuildCounter()
+              .Name("tollgate_streamed_output_tokens_total")
+              .Help("Output tokens of streams as their chunks arrive, counted with the "
+                    "model's tokenizer: moves during long streams. The charged "
+                    "figure is tollgate_tokens_total, added when a request ends.")
+              .Register(registry)),
       cost_(prometheus::BuildCounter()
                 .Name("tollgate_cost_usd_total")
                 .Help("Spend in USD, by model and tenant.")
@@ -249,6 +254,7 @@ std::shared_ptr<const MetricsTable> ProxyMetrics::BuildTable(
       cell.cached_input_tokens = tokens("cached_input");
       cell.output_tokens = tokens("output");
       cell.reasoning_tokens = tokens("reasoning");
+      cell.streamed_output_tokens = &streamed_tokens_.Add({{"model", model}, {"tenant", tenant}});
       cell.cost_usd = &cost_.Add({{"model", model}, {"tenant", tenant}});
       cell.request_cost_usd =
           &request_cost_.Add({{"model", model}, {"tenant", tenant}}, CostBuckets());

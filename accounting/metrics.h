@@ -54,9 +54,6 @@ struct RequestOutcome {
   absl::Duration duration;
   absl::Duration overhead;             // time inside Tollgate, backend time excluded
   absl::Duration time_to_first_token;  // negative: no token was produced
-  // Output tokens already added while the request streamed (AddStreamedOutputTokens); Record adds
-  // only the rest of usage's (non-reasoning) output tokens.
-  uint64_t streamed_output_tokens = 0;
 };
 
 // The outcome of one call to a backend (a request makes several when it is retried).
@@ -72,7 +69,9 @@ class MetricsTable {
   // A request's cost under shadow plan `plan_index` (config order).
   void AddShadowCost(size_t plan_index, int64_t nano_usd) const;
 
-  // Output tokens of a stream still in progress, so that the token series move during it.
+  // Output tokens of a stream still in progress, counted with the model's tokenizer as chunks
+  // arrive, on tollgate_streamed_output_tokens_total (tollgate_tokens_total gets the charged
+  // figure when the request ends, so that its types always partition what was charged).
   void AddStreamedOutputTokens(size_t tenant_index, size_t model_index, uint64_t tokens) const;
 
   // Backends are named by config; an unknown name is ignored.
@@ -87,6 +86,7 @@ class MetricsTable {
     prometheus::Counter* cached_input_tokens = nullptr;
     prometheus::Counter* output_tokens = nullptr;
     prometheus::Counter* reasoning_tokens = nullptr;
+    prometheus::Counter* streamed_output_tokens = nullptr;
     prometheus::Counter* cost_usd = nullptr;
     prometheus::Histogram* request_cost_usd = nullptr;
   };
@@ -133,6 +133,7 @@ class ProxyMetrics {
   absl::Mutex mu_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Counter>& tokens_;
+  prometheus::Family<prometheus::Counter>& streamed_tokens_;
   prometheus::Family<prometheus::Counter>& cost_;
   prometheus::Family<prometheus::Histogram>& request_cost_;
   prometheus::Family<prometheus::Histogram>& duration_;

@@ -114,7 +114,6 @@ struct Ending {
   const v1::Usage* usage = nullptr;  // null: none
   const v1::Cost* cost = nullptr;    // null: none
   const BackendTiming* timing = nullptr;
-  uint64_t streamed_output_tokens = 0;
   absl::string_view backend;
   v1::CacheStatus cache_status = v1::CACHE_STATUS_UNSPECIFIED;
 };
@@ -190,7 +189,6 @@ class GpuSpan {
 // Records the request on the metrics and in the ledger; every request ends here exactly once.
 void RecordOutcome(const Admission& a, const Ending& e) {
   RequestOutcome outcome;
-  outcome.streamed_output_tokens = e.streamed_output_tokens;
   outcome.code = e.code;
   if (e.usage != nullptr) outcome.usage = *e.usage;
   outcome.cost_nano_usd = e.cost != nullptr ? e.cost->total_nano_usd() : 0;
@@ -527,7 +525,6 @@ class GenerateRun final : public GenerateObserver,
             : backend_status;
     v1::GenerateResponse final;
     *final.mutable_usage() = ChargedUsage(backend_status);
-    const uint64_t streamed = output_counter_.has_value() ? output_counter_->committed() : 0;
     *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage(), request_.batch());
     gpu_.AddTo(*final.mutable_cost(),
                a_.snapshot->gpu_meters.contains(plan_.current().config->name));
@@ -542,7 +539,6 @@ class GenerateRun final : public GenerateObserver,
                        .usage = &final.usage(),
                        .cost = &final.cost(),
                        .timing = &timing_,
-                       .streamed_output_tokens = streamed,
                        .backend = final.backend(),
                        .cache_status = final.cache_status()});
     sink_->OnFinish(client_status, std::move(final));

@@ -49,7 +49,7 @@ namespace tollgate {
 // One request, as the ledger stores it. A plain value type.
 struct LedgerRecord {
   std::string request_id;
-  absl::Time time;  // when the request arrived; stored as RFC 3339 UTC, to the microsecond
+  absl::Time time;  // when the request ended (its spend settled); RFC 3339 UTC, to the microsecond
   std::string tenant;
   std::string key_id;  // the hashed API key id, never the key
   std::string model;

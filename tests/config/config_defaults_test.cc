@@ -1,4 +1,7 @@
 // Defaults, derived values and lookups of a loaded Config.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -237,7 +240,8 @@ models:
 }
 
 TEST(ConfigDefaults, ModelsWithoutPricesTakeThemFromThePriceFiles) {
-  const std::string dir = ::testing::TempDir();
+  const std::string dir = ::testing::TempDir() + "/prices_" + std::to_string(getpid());
+  mkdir(dir.c_str(), 0700);
   {
     std::ofstream file(dir + "/prices.yaml");
     file << R"(read_on: "2026-11-21"

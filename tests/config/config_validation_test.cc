@@ -1,4 +1,6 @@
 // Every semantic rule of BuildConfig, and the field path each error starts with.
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 
@@ -92,7 +94,8 @@ TEST(ConfigValidation, BatchDiscountIsAFractionAndPriceFilesMustExistAndParse) {
               StartsWith("models[0].prices.long_context.input_usd_per_mtok:"));
   EXPECT_THAT(ParseError("price_files: [/nonexistent/prices.yaml]"),
               StartsWith("price_files[0]: price file /nonexistent/prices.yaml:"));
-  const std::string bad = ::testing::TempDir() + "/bad_prices.yaml";
+  const std::string bad =
+      ::testing::TempDir() + "/bad_prices_" + std::to_string(getpid()) + ".yaml";
   std::ofstream(bad) << "models: [{name: x, prices: {input_usd_per_mtok: cheap}}]\n";
   EXPECT_THAT(ParseError("price_files: [" + bad + "]"), StartsWith("price_files[0]: " + bad));
 }

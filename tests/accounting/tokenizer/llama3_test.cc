@@ -1,6 +1,8 @@
 // The llama3 tokenizer: ids that llama3-tokenizer-js gives (from the package's own tests), its
 // special tokens, and the errors of a malformed vocabulary file. Parity on a large corpus is in
 // parity_test.cc.
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 #include <vector>
@@ -151,7 +153,8 @@ std::string VocabularyJson(const std::vector<std::string>& extra,
 
 absl::StatusOr<std::shared_ptr<const Tokenizer>> LoadJson(const std::string& name,
                                                           const std::string& json) {
-  std::string path = ::testing::TempDir() + "/" + name + ".json";
+  // Named per process: ctest runs this binary's tests in parallel processes.
+  std::string path = ::testing::TempDir() + "/" + std::to_string(getpid()) + "_" + name + ".json";
   std::ofstream(path, std::ios::binary) << json;
   return LoadLlama3(path);
 }

@@ -3,6 +3,7 @@
 // living in one process with the system's libprotobuf.
 #include <dlfcn.h>
 #include <rapidjson/document.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -272,7 +273,9 @@ class SentencePieceFileTest : public ::testing::Test {
     EXPECT_THAT(loaded.status().message(), HasSubstr(message));
   }
 
-  const std::string path_ = ::testing::TempDir() + "/sentencepiece_test_vocab.json";
+  // One file per test process: ctest runs this binary's tests in parallel processes.
+  const std::string path_ =
+      absl::StrCat(::testing::TempDir(), "/sentencepiece_test_vocab_", getpid(), ".json");
   const uint32_t first_ = 259;  // id of the first piece after the special and byte ones
 };
 

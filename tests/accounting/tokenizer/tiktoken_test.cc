@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <atomic>
 #include <fstream>
 #include <string>
@@ -48,13 +50,18 @@ TEST_P(TiktokenTest, CountsWhatItEncodes) {
 }
 
 TEST_P(TiktokenTest, DecodesWhatItEncodesWithIllFormedUtf8Replaced) {
-  EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode("Ünïcödé 日本語 👨‍👩‍👧")), "Ünïcödé 日本語 👨‍👩‍👧");
+  EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode("Ünïcödé 日本語 👨‍👩‍👧")),
+            "Ünïcödé 日本語 👨‍👩‍👧");
   EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode("\xff\xfe invalid \xc3(")),
             "\uFFFD\uFFFD invalid \uFFFD(");
   EXPECT_EQ(tokenizer_->Decode(tokenizer_->Encode("\xed\xa0\x80")), "\uFFFD\uFFFD\uFFFD");
   // The same ids as the replaced text, and the same count.
-  EXPECT_EQ(tokenizer_->Encode("a\x80" "b"), tokenizer_->Encode("a\uFFFDb"));
-  EXPECT_EQ(tokenizer_->Count("a\x80" "b"), tokenizer_->Encode("a\uFFFDb").size());
+  EXPECT_EQ(tokenizer_->Encode("a\x80"
+                               "b"),
+            tokenizer_->Encode("a\uFFFDb"));
+  EXPECT_EQ(tokenizer_->Count("a\x80"
+                              "b"),
+            tokenizer_->Encode("a\uFFFDb").size());
 }
 
 TEST_P(TiktokenTest, SkipsUnknownIdsWhenDecoding) {
@@ -116,7 +123,8 @@ TEST(LoadTiktoken, ReportsAMissingFileAsNotFound) {
 }
 
 std::string WriteTemp(const std::string& name, const std::string& contents) {
-  std::string path = ::testing::TempDir() + "/" + name;
+  // Named per process: ctest runs this binary's tests in parallel processes.
+  std::string path = ::testing::TempDir() + "/" + std::to_string(getpid()) + "_" + name;
   std::ofstream(path, std::ios::binary) << contents;
   return path;
 }
