@@ -27,12 +27,15 @@ int64_t TokensCostNanoUsd(uint64_t tokens, int64_t nano_usd_per_mtok) {
                                                     : static_cast<int64_t>(cost);
 }
 
+const TokenPrices& PricesForInput(const TokenPrices& prices, uint64_t input_tokens) {
+  return prices.long_context != nullptr && prices.long_context_above_input_tokens > 0 &&
+                 input_tokens > prices.long_context_above_input_tokens
+             ? *prices.long_context
+             : prices;
+}
+
 v1::Cost PriceUsage(const TokenPrices& base, const v1::Usage& usage, bool batch) {
-  const TokenPrices& prices = base.long_context != nullptr &&
-                                      base.long_context_above_input_tokens > 0 &&
-                                      usage.input_tokens() > base.long_context_above_input_tokens
-                                  ? *base.long_context
-                                  : base;
+  const TokenPrices& prices = PricesForInput(base, usage.input_tokens());
   // The batch discount comes off the price per token, as providers bill it; half of a whole
   // number of nano-USD per million tokens is exact.
   const int64_t keep_ppm = batch ? 1'000'000 - base.batch_discount_ppm : 1'000'000;

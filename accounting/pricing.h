@@ -37,6 +37,10 @@ absl::StatusOr<int64_t> UsdPerMtokToNano(double usd_per_mtok);
 // nano-USD for `tokens` at `nano_usd_per_mtok`, rounded half up; saturates at INT64_MAX.
 int64_t TokensCostNanoUsd(uint64_t tokens, int64_t nano_usd_per_mtok);
 
+// The prices a request with `input_tokens` of prompt pays: the long-context tier's above its
+// threshold, else `prices` itself.
+const TokenPrices& PricesForInput(const TokenPrices& prices, uint64_t input_tokens);
+
 // Prices normalised usage (see tollgate.v1.Usage): uncached input, cached input, cache-write input,
 // non-reasoning output and reasoning output each at their own price, at the long-context tier's
 // prices when the input is above its threshold, and with the batch discount off every price when

@@ -63,6 +63,16 @@ PromptTokens CountPrompt(const Tokenizer* tokenizer, const v1::GenerateRequest& 
   return {CountChatPromptTokens(*tokenizer, messages), true};
 }
 
+PromptTokens CountInputs(const Tokenizer* tokenizer, const v1::EmbedRequest& request) {
+  uint64_t tokens = 0, bytes = 0;
+  for (const std::string& input : request.inputs()) {
+    if (tokenizer != nullptr) tokens += tokenizer->Count(input);
+    bytes += input.size();
+  }
+  return tokenizer != nullptr ? PromptTokens{tokens, true}
+                              : PromptTokens{EstimateTokens(bytes), false};
+}
+
 class NoopHandle final : public RequestHandle {
  public:
   void Cancel() override {}
@@ -213,11 +223,7 @@ void RecordOutcome(const Admission& a, const Ending& e) {
 // The most a request can cost at its model's prices: the prompt, all at the dearest input price,
 // and `max_output` tokens at the dearer of the output and reasoning prices.
 int64_t WorstCaseNanoUsd(const TokenPrices& base, uint64_t prompt_tokens, uint64_t max_output) {
-  const TokenPrices& prices = base.long_context != nullptr &&
-                                      base.long_context_above_input_tokens > 0 &&
-                                      prompt_tokens > base.long_context_above_input_tokens
-                                  ? *base.long_context
-                                  : base;
+  const TokenPrices& prices = PricesForInput(base, prompt_tokens);
   const int64_t input =
       std::max({prices.input_nano_usd_per_mtok, prices.cached_input_nano_usd_per_mtok,
                 prices.cache_write_nano_usd_per_mtok});
@@ -600,13 +606,14 @@ class GenerateRun final : public GenerateObserver,
 // One embeddings request: attempts as the plan says, then usage, cost and metrics.
 class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
  public:
-  EmbedRun(Admission admission, v1::EmbedRequest request, EmbedDone done, Reservation reservation)
+  EmbedRun(Admission admission, v1::EmbedRequest request, EmbedDone done, PromptTokens inputs,
+           Reservation reservation)
       : a_(std::move(admission)),
         request_(std::move(request)),
         done_(std::move(done)),
+        inputs_(inputs),
         reservation_(std::move(reservation)) {
     request_.set_model(a_.route.model->backend_model);
-    for (const std::string& input : request_.inputs()) input_bytes_ += input.size();
   }
 
   void Start() {
@@ -624,9 +631,7 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
     EmbedCall call;
     call.request = request_;
     call.deadline = a_.deadline;
-    uint64_t input_tokens = 0;
-    for (const std::string& input : request_.inputs()) input_tokens += EstimateTokens(input.size());
-    gpu_.Begin(*a_.snapshot, target->config->name, input_tokens);
+    gpu_.Begin(*a_.snapshot, target->config->name, inputs_.tokens);
     target->backend->Embed(std::move(call),
                            [self = shared_from_this()](absl::StatusOr<v1::EmbedResponse> result) {
                              self->OnResult(std::move(result));
@@ -660,14 +665,9 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
     if (result.ok()) {
       response = *std::move(result);
       if (response.usage().source() == v1::USAGE_SOURCE_UNSPECIFIED) {
-        uint64_t tokens = 0;
-        if (a_.tokenizer != nullptr) {
-          for (const std::string& input : request_.inputs()) tokens += a_.tokenizer->Count(input);
-        }
-        response.mutable_usage()->set_input_tokens(
-            a_.tokenizer != nullptr ? tokens : EstimateTokens(input_bytes_));
-        response.mutable_usage()->set_source(a_.tokenizer != nullptr ? v1::USAGE_SOURCE_COUNTED
-                                                                     : v1::USAGE_SOURCE_ESTIMATED);
+        response.mutable_usage()->set_input_tokens(inputs_.tokens);
+        response.mutable_usage()->set_source(inputs_.counted ? v1::USAGE_SOURCE_COUNTED
+                                                             : v1::USAGE_SOURCE_ESTIMATED);
       }
     }
     *response.mutable_cost() = PriceUsage(a_.route.model->prices, response.usage());
@@ -689,9 +689,9 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
   const Admission a_;
   v1::EmbedRequest request_;  // as sent to the backend
   const EmbedDone done_;
-  Reservation reservation_;  // against the caller's budgets; settled in Finish
-  GpuSpan gpu_;              // the current attempt's, on a self-hosted backend's GPU meter
-  uint64_t input_bytes_ = 0;
+  Reservation reservation_;    // against the caller's budgets; settled in Finish
+  GpuSpan gpu_;                // the current attempt's, on a self-hosted backend's GPU meter
+  const PromptTokens inputs_;  // counted (or estimated) before the call
   AttemptPlan plan_{&a_};
   BackendTiming timing_;
 };
@@ -790,20 +790,16 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
     done(admission.status, std::move(response));
     return;
   }
-  uint64_t input_tokens = 0;
-  for (const std::string& input : request.inputs()) {
-    input_tokens += admission.tokenizer != nullptr ? admission.tokenizer->Count(input)
-                                                   : EstimateTokens(input.size());
-  }
+  const PromptTokens inputs = CountInputs(admission.tokenizer, request);
   absl::StatusOr<Reservation> reservation =
-      ReserveBudget(admission, WorstCaseNanoUsd(admission.route.model->prices, input_tokens, 0));
+      ReserveBudget(admission, WorstCaseNanoUsd(admission.route.model->prices, inputs.tokens, 0));
   if (!reservation.ok()) {
     v1::EmbedResponse response;
     response.set_request_id(std::move(admission.request_id));
     done(reservation.status(), std::move(response));
     return;
   }
-  std::make_shared<EmbedRun>(std::move(admission), request, std::move(done),
+  std::make_shared<EmbedRun>(std::move(admission), request, std::move(done), inputs,
                              *std::move(reservation))
       ->Start();
 }
