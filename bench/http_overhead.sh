@@ -12,6 +12,8 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "${SCRIPT_DIR}/.." && pwd)"
+# Models named like llama-3 count tokens with their tokenizer: scripts/fetch_vocab's vocabularies.
+export TOLLGATE_VOCAB_DIR="${TOLLGATE_VOCAB_DIR:-${REPO_DIR}/.cache/tokenizer}"
 BUILD_DIR="${BUILD_DIR:-build}"
 CONCURRENCY="${CONCURRENCY:-1 8 32}"
 DURATION_S="${DURATION_S:-10}"

@@ -16,6 +16,8 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "${SCRIPT_DIR}/.." && pwd)"
+# Models named like llama-3 count tokens with their tokenizer: scripts/fetch_vocab's vocabularies.
+export TOLLGATE_VOCAB_DIR="${TOLLGATE_VOCAB_DIR:-${REPO_DIR}/.cache/tokenizer}"
 readonly SCRIPT_DIR REPO_DIR
 BUILD_DIR="${BUILD_DIR:-build}"
 RATES="${RATES:-200 1000 2000}"
@@ -284,6 +286,11 @@ cat "${WORK_DIR}/RESULTS.md"
 # Keep the HTTP path's section, which bench/http_overhead.sh writes.
 if grep -q '<!-- http:begin' "${RESULTS_FILE}" 2>/dev/null; then
   { echo; sed -n '/<!-- http:begin/,/<!-- http:end -->/p' "${RESULTS_FILE}"; } >>"${WORK_DIR}/RESULTS.md"
+fi
+# So is everything after the HTTP section (the tokenizer figures, written by hand from
+# tollgate-tokenizer-bench).
+if grep -q '<!-- http:end -->' "${RESULTS_FILE}" 2>/dev/null; then
+  sed -n '/<!-- http:end -->/,$p' "${RESULTS_FILE}" | tail -n +2 >>"${WORK_DIR}/RESULTS.md"
 fi
 cp "${WORK_DIR}/RESULTS.md" "${RESULTS_FILE}"
 echo
