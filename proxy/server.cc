@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
     snapshot->budgets->AddSpent(record.tenant, record.key_id, record.total_nano_usd, record.time);
   }
   s->snapshots_.Set(std::move(snapshot));
+  s->gpu_meters_ = std::move(s->pending_gpu_meters_);
   s->budget_roller_ = std::thread([server = s.get()] { server->RollBudgetWindows(); });
   s->pipeline_ = std::make_unique<Pipeline>(&s->snapshots_);
   s->service_ = std::make_unique<InferenceService>(s->pipeline_.get());
@@ -164,7 +165,7 @@ ProxyServer::GpuMetersFor(const Config& config) {
     }
     meters[backend.name] = kept[backend.name].meter;
   }
-  gpu_meters_ = std::move(kept);
+  pending_gpu_meters_ = std::move(kept);  // in force once the snapshot is
   return meters;
 }
 
@@ -201,6 +202,7 @@ absl::Status ProxyServer::Reload() {
     Log("config reload: listener addresses changed; they take effect at the next restart");
   }
   snapshots_.Set(*std::move(snapshot));
+  gpu_meters_ = std::move(pending_gpu_meters_);
   Log("config reloaded from ", config_path_);
   return absl::OkStatus();
 }

@@ -73,7 +73,10 @@ class ProxyServer {
     std::string fingerprint;  // the settings it was made with
     std::shared_ptr<GpuMeter> meter;
   };
-  absl::flat_hash_map<std::string, MeterEntry> gpu_meters_;  // by backend; BuildSnapshot only
+  // By backend: the meters of the snapshot in force, and those of the one being built (they
+  // replace the first only if it is set, so that a failed reload keeps the running meters).
+  absl::flat_hash_map<std::string, MeterEntry> gpu_meters_;
+  absl::flat_hash_map<std::string, MeterEntry> pending_gpu_meters_;
   std::thread budget_roller_;
   absl::Notification stopping_;
   SnapshotHolder snapshots_;
