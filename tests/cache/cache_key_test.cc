@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "gtest/gtest.h"
 
 namespace tollgate {
@@ -158,6 +159,42 @@ TEST(CacheKey, LengthPrefixesPreventConcatenationCollisions) {
   other_stops.mutable_params()->add_stop("a");
   other_stops.mutable_params()->add_stop("bc");
   EXPECT_NE(CacheKey("t", "m", stops), CacheKey("t", "m", other_stops));
+}
+
+// Every byte value, so a scheme that separated fields with some marker byte instead of
+// length-prefixing them would collide at the split where the marker falls.
+std::string AllBytes() {
+  std::string bytes;
+  for (int b = 0; b < 256; ++b) bytes.push_back(static_cast<char>(b));
+  return bytes;
+}
+
+TEST(CacheKey, NoTwoSplitsOfTheSameBytesCollide) {
+  const std::string s = AllBytes();
+  v1::GenerateRequest prompt;
+  prompt.set_prompt("x");
+  absl::flat_hash_set<std::string> keys;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    const std::string head = s.substr(0, i), tail = s.substr(i);
+    keys.insert(CacheKey(head, tail, prompt));
+
+    v1::GenerateRequest one_message;
+    auto* message = one_message.mutable_chat()->add_messages();
+    message->set_role(head);
+    message->set_content(tail);
+    keys.insert(CacheKey("t", "m", one_message));
+
+    v1::GenerateRequest two_messages;
+    two_messages.mutable_chat()->add_messages()->set_content(head);
+    two_messages.mutable_chat()->add_messages()->set_content(tail);
+    keys.insert(CacheKey("t", "m", two_messages));
+
+    v1::GenerateRequest stops = prompt;
+    stops.mutable_params()->add_stop(head);
+    stops.mutable_params()->add_stop(tail);
+    keys.insert(CacheKey("t", "m", stops));
+  }
+  EXPECT_EQ(keys.size(), 4 * (s.size() + 1));
 }
 
 TEST(CacheKey, KeyIgnoresTheRequestsOwnModelField) {
