@@ -11,17 +11,27 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "accounting/gpu/shadow_pricing.h"
-#include "accounting/ledger/ledger.h"
 #include "accounting/pricing.h"
-#include "accounting/tokenizer/chat.h"
 #include "accounting/tokenizer/stream_counter.h"
 #include "proxy/common/cancel_latch.h"
-#include "proxy/common/status_payloads.h"
 #include "proxy/common/timer_queue.h"
+#include "proxy/request_accounting.h"
 
 namespace tollgate {
 namespace {
+
+using pipeline_internal::Admission;
+using pipeline_internal::BackendTiming;
+using pipeline_internal::CountInputs;
+using pipeline_internal::CountPrompt;
+using pipeline_internal::Ending;
+using pipeline_internal::GpuSpan;
+using pipeline_internal::MaxOutputTokens;
+using pipeline_internal::PromptTokens;
+using pipeline_internal::RecordOutcome;
+using pipeline_internal::ReserveBudget;
+using pipeline_internal::SettleBudget;
+using pipeline_internal::WorstCaseNanoUsd;
 
 constexpr size_t kMaxClientRequestIdBytes = 128;
 
@@ -39,38 +49,6 @@ std::string NewRequestId(absl::string_view client_id) {
   static const uint64_t prefix = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
   static std::atomic<uint64_t> counter{0};
   return absl::StrFormat("%016x%08x", prefix, counter.fetch_add(1, std::memory_order_relaxed));
-}
-
-// Tokens known before the call: counted with the model's tokenizer (chat format included), or
-// estimated from the bytes when the model has none.
-struct PromptTokens {
-  uint64_t tokens = 0;
-  bool counted = false;
-};
-
-PromptTokens CountPrompt(const Tokenizer* tokenizer, const v1::GenerateRequest& request) {
-  if (tokenizer == nullptr) {
-    uint64_t bytes = request.prompt().size();
-    for (const v1::Message& m : request.chat().messages()) bytes += m.content().size();
-    return {EstimateTokens(bytes), false};
-  }
-  if (!request.has_chat()) return {tokenizer->Count(request.prompt()), true};
-  std::vector<ChatMessageText> messages;
-  messages.reserve(request.chat().messages_size());
-  for (const v1::Message& m : request.chat().messages()) {
-    messages.push_back({m.role(), m.content(), m.name()});
-  }
-  return {CountChatPromptTokens(*tokenizer, messages), true};
-}
-
-PromptTokens CountInputs(const Tokenizer* tokenizer, const v1::EmbedRequest& request) {
-  uint64_t tokens = 0, bytes = 0;
-  for (const std::string& input : request.inputs()) {
-    if (tokenizer != nullptr) tokens += tokenizer->Count(input);
-    bytes += input.size();
-  }
-  return tokenizer != nullptr ? PromptTokens{tokens, true}
-                              : PromptTokens{EstimateTokens(bytes), false};
 }
 
 class NoopHandle final : public RequestHandle {
@@ -93,175 +71,6 @@ absl::Status ClientStatus(const absl::Status& status, absl::Time deadline) {
     return absl::DeadlineExceededError("deadline exceeded");
   }
   return status;
-}
-
-// When the backend was called and answered, for the duration, overhead and TTFT histograms.
-struct BackendTiming {
-  absl::Time start;
-  absl::Time done;
-  absl::Time first_token = absl::InfiniteFuture();
-};
-
-// What admission decided about one request: the snapshot it runs on, its metrics cell, its id, and
-// either its route or why it was rejected. Rejections are recorded by Admit itself.
-struct Admission {
-  std::shared_ptr<const Snapshot> snapshot;
-  std::string request_id;
-  size_t tenant_index = 0;
-  size_t model_index = 0;
-  absl::Time received;
-  absl::Time deadline;
-  absl::Status status;  // OK: `route` is set
-  Route route;
-  const Tokenizer* tokenizer = nullptr;  // the model's, owned by the snapshot; null: estimate
-  Caller caller;                         // set once authenticated
-  std::string model;                     // as the client asked
-};
-
-// How a request ended, for the metrics and the ledger.
-struct Ending {
-  absl::StatusCode code = absl::StatusCode::kOk;
-  const v1::Usage* usage = nullptr;  // null: none
-  const v1::Cost* cost = nullptr;    // null: none
-  const BackendTiming* timing = nullptr;
-  absl::string_view backend;
-  v1::CacheStatus cache_status = v1::CACHE_STATUS_UNSPECIFIED;
-};
-
-LedgerRecord ToLedgerRecord(const Admission& a, const Ending& e, absl::Time now) {
-  LedgerRecord r;
-  r.request_id = a.request_id;
-  r.time = now;
-  r.tenant = a.caller.tenant.empty() ? std::string(kOtherLabel) : a.caller.tenant;
-  r.key_id = a.caller.key_sha256;
-  r.model = a.route.model != nullptr ? a.route.model->name : a.model;
-  r.backend = std::string(e.backend);
-  if (e.usage != nullptr) {
-    r.input_tokens = e.usage->input_tokens();
-    r.cached_input_tokens = e.usage->cached_input_tokens();
-    r.cache_write_input_tokens = e.usage->cache_write_input_tokens();
-    r.output_tokens = e.usage->output_tokens();
-    r.reasoning_tokens = e.usage->reasoning_tokens();
-    r.usage_source = std::string(UsageSourceLabel(e.usage->source()));
-  }
-  if (e.cost != nullptr) {
-    r.total_nano_usd = e.cost->total_nano_usd();
-    r.input_nano_usd = e.cost->input_nano_usd();
-    r.cached_input_nano_usd = e.cost->cached_input_nano_usd();
-    r.cache_write_nano_usd = e.cost->cache_write_nano_usd();
-    r.output_nano_usd = e.cost->output_nano_usd();
-    r.reasoning_nano_usd = e.cost->reasoning_nano_usd();
-    r.gpu_nano_usd = e.cost->gpu_nano_usd();
-  }
-  r.cache_status = std::string(CacheStatusLabel(e.cache_status));
-  r.latency = now - a.received;
-  r.status = std::string(StatusLabel(e.code));
-  return r;
-}
-
-// One backend call's span on a self-hosted backend's GPU meter.
-class GpuSpan {
- public:
-  // Starts a span when `backend` has a GPU meter.
-  void Begin(const Snapshot& snapshot, const std::string& backend, uint64_t prompt_tokens) {
-    auto it = snapshot.gpu_meters.find(backend);
-    if (it == snapshot.gpu_meters.end()) return;
-    meter_ = it->second.get();
-    token_ = meter_->Begin(prompt_tokens);
-  }
-  void Progress(uint64_t output_tokens_so_far) {
-    if (meter_ != nullptr) meter_->Progress(token_, output_tokens_so_far);
-  }
-  // Ends the span; its share is added to what earlier spans of the request accrued.
-  void End() {
-    if (meter_ == nullptr) return;
-    const GpuShare share = meter_->End(token_);
-    nano_usd_ += share.cost_nano_usd;
-    joules_ += share.energy_joules;
-    meter_ = nullptr;
-  }
-  // Prices the request: its GPU share, plus its token prices unless `gpu_backed` (the backend
-  // that answered has a GPU cost, which then replaces them).
-  void AddTo(v1::Cost& cost, bool gpu_backed) const {
-    if (gpu_backed) cost = v1::Cost();
-    cost.set_gpu_nano_usd(nano_usd_);
-    cost.set_energy_joules(joules_);
-    cost.set_total_nano_usd(cost.total_nano_usd() + nano_usd_);
-  }
-
- private:
-  GpuMeter* meter_ = nullptr;  // the current span's; owned by the snapshot
-  GpuMeter::RequestToken token_{};
-  int64_t nano_usd_ = 0;
-  double joules_ = 0;
-};
-
-// Records the request on the metrics and in the ledger; every request ends here exactly once.
-void RecordOutcome(const Admission& a, const Ending& e) {
-  RequestOutcome outcome;
-  outcome.code = e.code;
-  if (e.usage != nullptr) outcome.usage = *e.usage;
-  outcome.cost_nano_usd = e.cost != nullptr ? e.cost->total_nano_usd() : 0;
-  const absl::Time now = absl::Now();
-  outcome.duration = now - a.received;
-  const BackendTiming* timing = e.timing;
-  outcome.overhead =
-      timing == nullptr ? outcome.duration : (timing->start - a.received) + (now - timing->done);
-  outcome.time_to_first_token = timing == nullptr || timing->first_token == absl::InfiniteFuture()
-                                    ? absl::Seconds(-1)
-                                    : timing->first_token - a.received;
-  a.snapshot->metrics->Record(a.tenant_index, a.model_index, outcome);
-  if (e.usage != nullptr) {
-    const std::vector<ShadowPlan>& plans = a.snapshot->config->shadow_plans;
-    for (size_t i = 0; i < plans.size(); ++i) {
-      a.snapshot->metrics->AddShadowCost(i, ShadowCostNanoUsd(plans[i], *e.usage));
-    }
-  }
-  if (a.snapshot->ledger != nullptr) a.snapshot->ledger->Append(ToLedgerRecord(a, e, now));
-}
-
-// The most a request can cost at its model's prices: the prompt, all at the dearest input price,
-// and `max_output` tokens at the dearer of the output and reasoning prices.
-int64_t WorstCaseNanoUsd(const TokenPrices& base, uint64_t prompt_tokens, uint64_t max_output) {
-  const TokenPrices& prices = PricesForInput(base, prompt_tokens);
-  const int64_t input =
-      std::max({prices.input_nano_usd_per_mtok, prices.cached_input_nano_usd_per_mtok,
-                prices.cache_write_nano_usd_per_mtok});
-  const int64_t output =
-      std::max(prices.output_nano_usd_per_mtok, prices.reasoning_nano_usd_per_mtok);
-  return TokensCostNanoUsd(prompt_tokens, input) + TokensCostNanoUsd(max_output, output);
-}
-
-// Output tokens a request may produce: its max_tokens, else the rest of its model's context, else
-// the configured default.
-uint64_t MaxOutputTokens(const Admission& a, uint32_t max_tokens, uint64_t prompt_tokens) {
-  if (max_tokens > 0) return max_tokens;
-  const uint32_t context = a.route.model->context_tokens;
-  if (context > prompt_tokens) return context - prompt_tokens;
-  return a.snapshot->config->default_max_tokens;
-}
-
-// Reserves the worst case against the caller's budgets; on refusal, records the request as
-// rejected and returns the RESOURCE_EXHAUSTED naming the budget.
-absl::StatusOr<Reservation> ReserveBudget(Admission& a, int64_t worst_case_nano_usd) {
-  if (a.snapshot->budgets == nullptr) return Reservation();
-  absl::StatusOr<Reservation> reservation = a.snapshot->budgets->Reserve(
-      a.caller.tenant, a.caller.key_sha256, worst_case_nano_usd, absl::Now());
-  if (!reservation.ok()) {
-    a.status = reservation.status();
-    // Which budget: the message names it; the payload marks the refusal as a budget's.
-    a.status.SetPayload(kBudgetPayload, absl::Cord("budget"));
-    RecordOutcome(a, {.code = a.status.code()});
-    return a.status;
-  }
-  return reservation;
-}
-
-// Settles a reservation to what the request really cost.
-void SettleBudget(const Admission& a, Reservation& reservation, int64_t cost_nano_usd) {
-  if (a.snapshot->budgets != nullptr) {
-    a.snapshot->budgets->Settle(std::move(reservation), cost_nano_usd, absl::Now());
-  }
 }
 
 // Authenticates, applies `request_status` (the request's own validation), and routes `model`.

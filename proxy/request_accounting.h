@@ -1,0 +1,125 @@
+// Request accounting for the pipeline: what a request is known to cost before the call (its
+// prompt tokens and worst case), its budget reservation, its share of a self-hosted backend's GPU,
+// and how it is recorded when it ends (metrics, shadow plans, the ledger). Internal to proxy/.
+//
+// Thread safety: the free functions are thread-safe; an Admission and a GpuSpan belong to one
+// request, whose events are serialised.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "accounting/budget/budget.h"
+#include "accounting/gpu/gpu_meter.h"
+#include "accounting/pricing.h"
+#include "accounting/tokenizer/tokenizer.h"
+#include "proxy/pipeline.h"
+#include "proxy/router.h"
+#include "tollgate/v1/inference.pb.h"
+
+namespace tollgate::pipeline_internal {
+
+// Tokens known before the call: counted with the model's tokenizer (chat format included), or
+// estimated from the bytes when the model has none.
+struct PromptTokens {
+  uint64_t tokens = 0;
+  bool counted = false;
+};
+
+// The prompt tokens of a generation request, or of an embeddings request's inputs.
+PromptTokens CountPrompt(const Tokenizer* tokenizer, const v1::GenerateRequest& request);
+PromptTokens CountInputs(const Tokenizer* tokenizer, const v1::EmbedRequest& request);
+
+// When the backend was called and answered, for the duration, overhead and TTFT histograms.
+struct BackendTiming {
+  absl::Time start;
+  absl::Time done;
+  absl::Time first_token = absl::InfiniteFuture();
+};
+
+// What admission decided about one request: the snapshot it runs on, its metrics cell, its id, and
+// either its route or why it was rejected. Rejections are recorded by Admit itself.
+struct Admission {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::string request_id;
+  size_t tenant_index = 0;
+  size_t model_index = 0;
+  absl::Time received;
+  absl::Time deadline;
+  absl::Status status;  // OK: `route` is set
+  Route route;
+  const Tokenizer* tokenizer = nullptr;  // the model's, owned by the snapshot; null: estimate
+  Caller caller;                         // set once authenticated
+  std::string model;                     // as the client asked
+};
+
+// How a request ended, for the metrics and the ledger.
+struct Ending {
+  absl::StatusCode code = absl::StatusCode::kOk;
+  const v1::Usage* usage = nullptr;  // null: none
+  const v1::Cost* cost = nullptr;    // null: none
+  const BackendTiming* timing = nullptr;
+  absl::string_view backend;
+  v1::CacheStatus cache_status = v1::CACHE_STATUS_UNSPECIFIED;
+};
+
+// One backend call's span on a self-hosted backend's GPU meter.
+class GpuSpan {
+ public:
+  // Starts a span when `backend` has a GPU meter.
+  void Begin(const Snapshot& snapshot, const std::string& backend, uint64_t prompt_tokens) {
+    auto it = snapshot.gpu_meters.find(backend);
+    if (it == snapshot.gpu_meters.end()) return;
+    meter_ = it->second.get();
+    token_ = meter_->Begin(prompt_tokens);
+  }
+  void Progress(uint64_t output_tokens_so_far) {
+    if (meter_ != nullptr) meter_->Progress(token_, output_tokens_so_far);
+  }
+  // Ends the span; its share is added to what earlier spans of the request accrued.
+  void End() {
+    if (meter_ == nullptr) return;
+    const GpuShare share = meter_->End(token_);
+    nano_usd_ += share.cost_nano_usd;
+    joules_ += share.energy_joules;
+    meter_ = nullptr;
+  }
+  // Prices the request: its GPU share, plus its token prices unless `gpu_backed` (the backend
+  // that answered has a GPU cost, which then replaces them).
+  void AddTo(v1::Cost& cost, bool gpu_backed) const {
+    if (gpu_backed) cost = v1::Cost();
+    cost.set_gpu_nano_usd(nano_usd_);
+    cost.set_energy_joules(joules_);
+    cost.set_total_nano_usd(cost.total_nano_usd() + nano_usd_);
+  }
+
+ private:
+  GpuMeter* meter_ = nullptr;  // the current span's; owned by the snapshot
+  GpuMeter::RequestToken token_{};
+  int64_t nano_usd_ = 0;
+  double joules_ = 0;
+};
+
+// Records the request on the metrics and in the ledger; every request ends here exactly once.
+void RecordOutcome(const Admission& a, const Ending& e);
+
+// The most a request can cost at its model's prices: the prompt, all at the dearest input price,
+// and `max_output` tokens at the dearer of the output and reasoning prices.
+int64_t WorstCaseNanoUsd(const TokenPrices& base, uint64_t prompt_tokens, uint64_t max_output);
+
+// Output tokens a request may produce: its max_tokens, else the rest of its model's context, else
+// the configured default.
+uint64_t MaxOutputTokens(const Admission& a, uint32_t max_tokens, uint64_t prompt_tokens);
+
+// Reserves the worst case against the caller's budgets; on refusal, records the request as
+// rejected and returns the RESOURCE_EXHAUSTED naming the budget.
+absl::StatusOr<Reservation> ReserveBudget(Admission& a, int64_t worst_case_nano_usd);
+
+// Settles a reservation to what the request really cost.
+void SettleBudget(const Admission& a, Reservation& reservation, int64_t cost_nano_usd);
+
+}  // namespace tollgate::pipeline_internal
