@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace tollgate {
 
@@ -32,6 +33,12 @@ const TokenPrices& PricesForInput(const TokenPrices& prices, uint64_t input_toke
                  input_tokens > prices.long_context_above_input_tokens
              ? *prices.long_context
              : prices;
+}
+
+std::string FormatNanoUsd(int64_t nano_usd) {
+  const char* sign = nano_usd < 0 ? "-" : "";
+  const uint64_t magnitude = nano_usd < 0 ? -static_cast<uint64_t>(nano_usd) : nano_usd;
+  return absl::StrFormat("%s%d.%09d", sign, magnitude / 1'000'000'000, magnitude % 1'000'000'000);
 }
 
 v1::Cost PriceUsage(const TokenPrices& base, const v1::Usage& usage, bool batch) {

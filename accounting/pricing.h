@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "tollgate/v1/inference.pb.h"
@@ -49,5 +50,8 @@ const TokenPrices& PricesForInput(const TokenPrices& prices, uint64_t input_toke
 v1::Cost PriceUsage(const TokenPrices& prices, const v1::Usage& usage, bool batch = false);
 
 inline double NanoUsdToUsd(int64_t nano_usd) { return static_cast<double>(nano_usd) * 1e-9; }
+
+// Exact decimal dollars, nine decimals: 1234567 → "0.001234567", -5 → "-0.000000005".
+std::string FormatNanoUsd(int64_t nano_usd);
 
 }  // namespace tollgate

@@ -11,9 +11,9 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "accounting/budget/budget_metrics.h"
+#include "accounting/pricing.h"
 #include "proxy/common/log.h"
 #include "proxy/common/status_macros.h"
 
@@ -74,7 +74,7 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {  // both >= 0
 }
 
 void SetUsd(prometheus::Gauge* gauge, int64_t nano_usd) {
-  if (gauge != nullptr) gauge->Set(static_cast<double>(nano_usd) * 1e-9);
+  if (gauge != nullptr) gauge->Set(NanoUsdToUsd(nano_usd));
 }
 
 void SetFlag(prometheus::Gauge* gauge, bool on) {
@@ -256,9 +256,7 @@ using budget_internal::AccountList;
 using budget_internal::Crossings;
 
 // Exact dollars: 9980000000 → "$9.980000000".
-std::string Usd(int64_t nano_usd) {
-  return absl::StrFormat("$%d.%09d", nano_usd / 1'000'000'000, nano_usd % 1'000'000'000);
-}
+std::string Usd(int64_t nano_usd) { return "$" + FormatNanoUsd(nano_usd); }
 
 // Debian's Abseil has its own string_view.
 absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }

@@ -4,7 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_format.h"
+#include "accounting/pricing.h"
 #include "proxy/common/cancel_latch.h"
 #include "proxy/common/status_payloads.h"
 #include "proxy/openai/server_codec.h"
@@ -14,13 +14,6 @@ namespace {
 
 constexpr absl::string_view kJson = "application/json";
 
-// Exact decimal dollars from nano-USD: 1234567 → "0.001234567".
-std::string FormatUsd(int64_t nano_usd) {
-  const char* sign = nano_usd < 0 ? "-" : "";
-  const uint64_t magnitude = nano_usd < 0 ? -static_cast<uint64_t>(nano_usd) : nano_usd;
-  return absl::StrFormat("%s%d.%09d", sign, magnitude / 1'000'000'000, magnitude % 1'000'000'000);
-}
-
 std::string CacheHeader(v1::CacheStatus status) {
   const std::string_view label = CacheStatusLabel(status);
   return label.empty() ? "miss" : std::string(label);
@@ -28,7 +21,7 @@ std::string CacheHeader(v1::CacheStatus status) {
 
 http::Headers AccountingHeaders(const v1::Cost& cost, v1::CacheStatus cache,
                                 const std::string& request_id) {
-  http::Headers headers = {{"x-tollgate-cost-usd", FormatUsd(cost.total_nano_usd())},
+  http::Headers headers = {{"x-tollgate-cost-usd", FormatNanoUsd(cost.total_nano_usd())},
                            {"x-tollgate-cache", CacheHeader(cache)}};
   if (!request_id.empty()) headers.emplace_back("x-request-id", request_id);
   return headers;

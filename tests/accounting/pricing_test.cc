@@ -169,5 +169,13 @@ TEST(PriceUsage, TakesTheBatchDiscountOffEveryPriceOnlyForBatchRequests) {
             37'500'000);
 }
 
+TEST(FormatNanoUsd, WritesExactDollarsWithNineDecimals) {
+  EXPECT_EQ(FormatNanoUsd(0), "0.000000000");
+  EXPECT_EQ(FormatNanoUsd(1'234'567), "0.001234567");
+  EXPECT_EQ(FormatNanoUsd(9'980'000'000), "9.980000000");
+  EXPECT_EQ(FormatNanoUsd(-5), "-0.000000005");
+  EXPECT_EQ(FormatNanoUsd(std::numeric_limits<int64_t>::min()), "-9223372036.854775808");
+}
+
 }  // namespace
 }  // namespace tollgate
