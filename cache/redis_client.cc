@@ -345,11 +345,9 @@ class RedisClientImpl final : public RedisClient {
   }
 
   void SetUp(bool up) {
-    {
-      absl::MutexLock lock(&mu_);
-      up_ = up;
-    }
+    absl::MutexLock lock(&mu_);  // the gauge agrees with up() as soon as WaitUntilUp returns
     if (metrics_ != nullptr) metrics_->SetUp(up);
+    up_ = up;
   }
 
   void HandleSocket(int16_t revents) {

@@ -27,35 +27,16 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::RedisCall;
-using testing::RedisServer;
 
-class RedisClientTest : public ::testing::Test {
+class RedisClientTest : public testing::RedisServerTest {
  protected:
-  void SetUp() override {
-    absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start();
-    if (absl::IsNotFound(server.status())) GTEST_SKIP() << server.status();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-  }
-
-  // Options for this test's server, with timeouts a loaded machine meets.
-  RedisOptions Options() const {
-    RedisOptions options;
-    options.port = server_->port();
-    options.connect_timeout = absl::Seconds(2);
-    options.command_timeout = absl::Seconds(5);
-    options.reconnect_backoff = absl::Milliseconds(20);
-    options.max_reconnect_backoff = absl::Milliseconds(200);
-    return options;
-  }
+  RedisOptions Options() const { return TestRedisOptions(server_->port()); }
 
   std::unique_ptr<RedisClient> Connect(RedisOptions options, RedisMetrics* metrics = nullptr) {
     std::unique_ptr<RedisClient> client = NewRedisClient(std::move(options), metrics);
     EXPECT_TRUE(client->WaitUntilUp(kPatience)) << server_->Log();
     return client;
   }
-
-  std::unique_ptr<RedisServer> server_;
 };
 
 TEST_F(RedisClientTest, SetsAndGetsBinaryValues) {
@@ -294,24 +275,16 @@ TEST_F(RedisClientTest, CommandSyncInsideACallbackIsRefusedInsteadOfDeadlocking)
   EXPECT_EQ(inner.code(), absl::StatusCode::kFailedPrecondition);
 }
 
-class RedisClientAuthTest : public ::testing::Test {
+class RedisClientAuthTest : public testing::RedisServerTest {
  protected:
-  void SetUp() override {
-    absl::StatusOr<std::unique_ptr<RedisServer>> server =
-        RedisServer::Start({.extra_args = {"--requirepass", "sesame"}});
-    if (absl::IsNotFound(server.status())) GTEST_SKIP() << server.status();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+  testing::RedisServerOptions server_options() const override {
+    return {.extra_args = {"--requirepass", "sesame"}};
   }
-  std::unique_ptr<RedisServer> server_;
 };
 
 TEST_F(RedisClientAuthTest, AuthenticatesAndSelectsTheDatabase) {
-  RedisOptions options;
-  options.port = server_->port();
+  RedisOptions options = TestRedisOptions(server_->port());
   options.password = "sesame";
-  options.connect_timeout = absl::Seconds(2);
-  options.command_timeout = absl::Seconds(5);
   options.db = 3;
   auto db3 = NewRedisClient(options);
   options.db = 0;
@@ -326,11 +299,8 @@ TEST_F(RedisClientAuthTest, AuthenticatesAndSelectsTheDatabase) {
 TEST_F(RedisClientAuthTest, AWrongPasswordKeepsTheClientDown) {
   prometheus::Registry registry;
   RedisMetrics metrics(registry, "test");
-  RedisOptions options;
-  options.port = server_->port();
+  RedisOptions options = TestRedisOptions(server_->port());
   options.password = "wrong";
-  options.connect_timeout = absl::Seconds(2);
-  options.reconnect_backoff = absl::Milliseconds(20);
   auto client = NewRedisClient(options, &metrics);
   ASSERT_TRUE(WaitFor(
       [&] { return CounterValue(registry, "tollgate_redis_errors_total", "connect") >= 2; }));
@@ -384,10 +354,7 @@ TEST(RedisClient, AProtocolViolationBreaksTheConnectionNotTheProcess) {
   GarbageServer garbage;
   prometheus::Registry registry;
   RedisMetrics metrics(registry, "test");
-  RedisOptions options;
-  options.port = garbage.port();
-  options.connect_timeout = absl::Seconds(2);
-  options.command_timeout = absl::Seconds(5);
+  RedisOptions options = TestRedisOptions(garbage.port());
   options.reconnect_backoff = absl::Seconds(30);  // stay down after the violation
   auto client = NewRedisClient(options, &metrics);
   ASSERT_TRUE(client->WaitUntilUp(kPatience));

@@ -7,6 +7,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cache/redis_client.h"
 #include "cache/redis_reply.h"
 #include "prometheus/registry.h"
 
@@ -17,6 +18,17 @@ inline void PrintTo(const RedisReply& reply, std::ostream* out) { *out << reply.
 
 // How long a test waits for something that normally takes milliseconds, on a loaded machine.
 inline constexpr absl::Duration kPatience = absl::Seconds(20);
+
+// Client options for a test server on `port`, with timeouts a loaded machine meets.
+inline RedisOptions TestRedisOptions(int port) {
+  RedisOptions options;
+  options.port = port;
+  options.connect_timeout = absl::Seconds(2);
+  options.command_timeout = absl::Seconds(5);
+  options.reconnect_backoff = absl::Milliseconds(20);
+  options.max_reconnect_backoff = absl::Milliseconds(200);
+  return options;
+}
 
 // Polls `done` until it holds or `timeout` passes; returns whether it held.
 inline bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = kPatience) {

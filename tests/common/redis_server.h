@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "gtest/gtest.h"
 
 namespace tollgate::testing {
 
@@ -73,6 +74,22 @@ class RedisServer {
   int port_ = 0;
   pid_t pid_ = -1;
   bool paused_ = false;
+};
+
+// A fixture with a fresh server per test (options from server_options(), which a derived fixture
+// may override). It skips, with the reason, only where redis-server is not installed.
+class RedisServerTest : public ::testing::Test {
+ protected:
+  virtual RedisServerOptions server_options() const { return {}; }
+
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start(server_options());
+    if (absl::IsNotFound(server.status())) GTEST_SKIP() << server.status();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  std::unique_ptr<RedisServer> server_;
 };
 
 // Sends one command over a fresh blocking connection and returns the reply as text (a status,
