@@ -27,9 +27,7 @@ struct Account {
         tenant(spec.tenant),
         api_key_sha256(spec.api_key_sha256),
         window(spec.window),
-        owner(spec.tenant.empty()
-                  ? absl::StrCat("api key sha256 ", spec.api_key_sha256.substr(0, 12), "...")
-                  : absl::StrCat("tenant ", spec.tenant)) {}
+        owner(BudgetOwner(spec)) {}
 
   // Identity: a rebuilt book adopts the account when all of it is unchanged.
   const std::string name;
@@ -319,6 +317,21 @@ absl::Status Validate(const BudgetSpec& spec) {
 
 }  // namespace
 
+std::string BudgetOwner(const BudgetSpec& spec) {
+  return spec.tenant.empty()
+             ? absl::StrCat("api key sha256 ", spec.api_key_sha256.substr(0, 12), "...")
+             : absl::StrCat("tenant ", spec.tenant);
+}
+
+absl::Status BudgetExhaustedError(const BudgetSpec& spec, int64_t spent_nano_usd,
+                                  int64_t reserved_nano_usd, int64_t limit_nano_usd,
+                                  int64_t request_nano_usd) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat(Describe(spec.name, BudgetOwner(spec), spec.window), " is exhausted: spent ",
+                   Usd(spent_nano_usd), " + reserved ", Usd(reserved_nano_usd), " of ",
+                   Usd(limit_nano_usd), "; this request may cost up to ", Usd(request_nano_usd)));
+}
+
 std::string_view BudgetWindowName(BudgetWindow window) {
   constexpr std::array<std::string_view, 3> kNames = {"daily", "monthly", "total"};
   const auto i = static_cast<size_t>(window);
@@ -395,6 +408,7 @@ absl::StatusOr<std::shared_ptr<BudgetBook>> BudgetBook::Build(std::vector<Budget
   if (previous != nullptr && previous->options_.metrics != nullptr) {
     for (const BudgetSeries& s : unused) previous->options_.metrics->Remove(s);
   }
+  book->specs_ = std::move(specs);
   return book;
 }
 
@@ -414,11 +428,10 @@ absl::StatusOr<Reservation> BudgetBook::Reserve(std::string_view tenant,
   budget_internal::Refusal refusal;
   if (!tracker_->TryReserve(reservation.tenant_accounts_, reservation.key_accounts_,
                             worst_case_nano_usd, now, &refusal)) {
-    const Account& a = *refusal.account;
-    return absl::ResourceExhaustedError(absl::StrCat(
-        Describe(a.name, a.owner, a.window), " is exhausted: spent ", Usd(refusal.spent_nano_usd),
-        " + reserved ", Usd(refusal.reserved_nano_usd), " of ", Usd(refusal.limit_nano_usd),
-        "; this request may cost up to ", Usd(worst_case_nano_usd)));
+    // The accounts of this book's lists are this book's, so the name is in by_name_.
+    return BudgetExhaustedError(specs_[by_name_.at(refusal.account->name)], refusal.spent_nano_usd,
+                                refusal.reserved_nano_usd, refusal.limit_nano_usd,
+                                worst_case_nano_usd);
   }
   reservation.book_ = shared_from_this();
   reservation.nano_usd_ = worst_case_nano_usd;
@@ -441,6 +454,16 @@ void BudgetBook::AddSpent(std::string_view tenant, std::string_view key_sha256, 
 }
 
 void BudgetBook::RollWindows(absl::Time now) { tracker_->RollAll(accounts_, now); }
+
+std::vector<const BudgetSpec*> BudgetBook::SpecsFor(std::string_view tenant,
+                                                    std::string_view key_sha256) const {
+  std::vector<const BudgetSpec*> specs;
+  for (const AccountList* list : {Find(by_tenant_, tenant), Find(by_key_, key_sha256)}) {
+    if (list == nullptr) continue;
+    for (const Account* account : *list) specs.push_back(&specs_[by_name_.at(account->name)]);
+  }
+  return specs;
+}
 
 std::optional<BudgetUsage> BudgetBook::Usage(std::string_view name, absl::Time now) const {
   const auto it = by_name_.find(Absl(name));

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -62,6 +63,17 @@ struct BudgetSpec {
   int64_t soft_nano_usd = 0;   // soft threshold (0: none), at most the limit
   std::string key_tenant;      // API-key budgets only: the key's tenant, for the `tenant` label
 };
+
+// "tenant acme" or "api key sha256 0123456789ab...": the owner of `spec`, as messages name it.
+std::string BudgetOwner(const BudgetSpec& spec);
+
+// RESOURCE_EXHAUSTED: a reservation of `request_nano_usd` refused because `spec` stood at `spent`
+// + `reserved` of `limit`. One wording for the local book and the shared (Redis) budgets:
+//   budget "acme-daily" (tenant acme, daily) is exhausted: spent $9.980000000 + reserved
+//   $0.010000000 of $10.000000000; this request may cost up to $0.050000000
+absl::Status BudgetExhaustedError(const BudgetSpec& spec, int64_t spent_nano_usd,
+                                  int64_t reserved_nano_usd, int64_t limit_nano_usd,
+                                  int64_t request_nano_usd);
 
 // Reported the first time in a window that settled spend reaches a budget's soft threshold.
 struct SoftLimitCrossing {
@@ -150,11 +162,18 @@ class BudgetBook : public std::enable_shared_from_this<BudgetBook> {
   // nullopt for a name the book does not have.
   std::optional<BudgetUsage> Usage(std::string_view name, absl::Time now) const;
 
+  // The specs of the budgets Reserve(tenant, key_sha256, ...) holds on, in the same order (the
+  // tenant's in spec order, then the key's): what the shared budgets reserve on as well. The
+  // pointers live as long as the book. No lock: the book's specs do not change after Build.
+  std::vector<const BudgetSpec*> SpecsFor(std::string_view tenant,
+                                          std::string_view key_sha256) const;
+
  private:
   friend class Reservation;
   BudgetBook() = default;
 
   BudgetBookOptions options_;
+  std::vector<BudgetSpec> specs_;                           // as built, parallel to accounts_
   std::shared_ptr<budget_internal::SpendTracker> tracker_;  // shared by every book of a lineage
   std::vector<std::shared_ptr<budget_internal::Account>> accounts_;  // in spec order
   absl::flat_hash_map<std::string, size_t> by_name_;

@@ -307,5 +307,25 @@ TEST(BudgetBook, BuildRejectsMalformedSpecsNamingTheBudget) {
               HasSubstr("a budget has no name"));
 }
 
+TEST(BudgetBook, SpecsForListsTheBudgetsAReservationHoldsOnInOrder) {
+  auto book = MustBuild({TenantBudget("acme-daily", "acme", BudgetWindow::kDaily, 10 * kDollar),
+                         KeyBudget("ci-key", kKey, BudgetWindow::kTotal, kDollar),
+                         TenantBudget("other-daily", "other", BudgetWindow::kDaily, kDollar),
+                         TenantBudget("acme-monthly", "acme", BudgetWindow::kMonthly, kDollar)});
+  const auto names = [&](std::string_view tenant, std::string_view key) {
+    std::vector<std::string> names;
+    for (const BudgetSpec* spec : book->SpecsFor(tenant, key)) names.push_back(spec->name);
+    return names;
+  };
+  EXPECT_THAT(names("acme", kKey), ::testing::ElementsAre("acme-daily", "acme-monthly", "ci-key"));
+  EXPECT_THAT(names("acme", ""), ::testing::ElementsAre("acme-daily", "acme-monthly"));
+  EXPECT_THAT(names("", kKey), ::testing::ElementsAre("ci-key"));
+  EXPECT_THAT(names("nobody", kOtherKey), ::testing::IsEmpty());
+  const BudgetSpec* key_budget = book->SpecsFor("", kKey).front();
+  EXPECT_EQ(key_budget->limit_nano_usd, kDollar);
+  EXPECT_EQ(key_budget->window, BudgetWindow::kTotal);
+  EXPECT_EQ(BudgetOwner(*key_budget), "api key sha256 aaaaaaaaaaaa...");
+}
+
 }  // namespace
 }  // namespace tollgate::budget_test
