@@ -124,7 +124,15 @@ void MetricsTable::Record(size_t tenant_index, size_t model_index,
   if (outcome.cost_nano_usd > 0) cell.cost_usd->Increment(NanoUsdToUsd(outcome.cost_nano_usd));
   cell.request_cost_usd->Observe(NanoUsdToUsd(outcome.cost_nano_usd));
 
+  if (outcome.saved_nano_usd > 0) {
+    cell.cache_saved_usd->Increment(NanoUsdToUsd(outcome.saved_nano_usd));
+  }
+
   const PerModel& m = per_model_[model_index];
+  const int cache_result = static_cast<int>(outcome.cache_status) - 1;
+  if (cache_result >= 0 && cache_result < static_cast<int>(m.cache_requests.size())) {
+    m.cache_requests[cache_result]->Increment();
+  }
   m.duration->Observe(absl::ToDoubleSeconds(outcome.duration));
   m.overhead->Observe(absl::ToDoubleSeconds(outcome.overhead));
   if (outcome.time_to_first_token >= absl::ZeroDuration()) {
@@ -212,6 +220,18 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& registry)
                        .Name("tollgate_shadow_cost_usd_total")
                        .Help("What the traffic would have cost under each alternative plan, USD.")
                        .Register(registry)),
+      cache_saved_(prometheus::BuildCounter()
+                       .Name("tollgate_cache_saved_usd_total")
+                       .Help("What the backend would have charged for the answers served from the "
+                             "response cache or shared with an identical request in flight, less "
+                             "what those requests were charged, in USD.")
+                       .Register(registry)),
+      cache_requests_(prometheus::BuildCounter()
+                          .Name("tollgate_cache_requests_total")
+                          .Help("Cacheable requests by result: hit (served from the cache), miss "
+                                "(called the backend), bypass (the client asked to skip the "
+                                "cache), coalesced (shared an identical request's backend call).")
+                          .Register(registry)),
       reloads_ok_(prometheus::BuildCounter()
                       .Name("tollgate_config_reloads_total")
                       .Help("Configuration reloads, by result.")
@@ -258,6 +278,7 @@ std::shared_ptr<const MetricsTable> ProxyMetrics::BuildTable(
       cell.cost_usd = &cost_.Add({{"model", model}, {"tenant", tenant}});
       cell.request_cost_usd =
           &request_cost_.Add({{"model", model}, {"tenant", tenant}}, CostBuckets());
+      cell.cache_saved_usd = &cache_saved_.Add({{"model", model}, {"tenant", tenant}});
       table->cells_.push_back(cell);
     }
   }
@@ -273,9 +294,16 @@ std::shared_ptr<const MetricsTable> ProxyMetrics::BuildTable(
     table->shadow_cost_.push_back(&shadow_cost_.Add({{"plan", plan}}));
   }
   for (const std::string& model : models) {
-    table->per_model_.push_back({&duration_.Add({{"model", model}}, DurationBuckets()),
-                                 &ttft_.Add({{"model", model}}, TtftBuckets()),
-                                 &overhead_.Add({{"model", model}}, OverheadBuckets())});
+    MetricsTable::PerModel per_model{&duration_.Add({{"model", model}}, DurationBuckets()),
+                                     &ttft_.Add({{"model", model}}, TtftBuckets()),
+                                     &overhead_.Add({{"model", model}}, OverheadBuckets())};
+    // In CacheStatus order, from MISS.
+    constexpr std::array<const char*, 4> kCacheResults = {"miss", "hit", "bypass", "coalesced"};
+    for (size_t r = 0; r < kCacheResults.size(); ++r) {
+      per_model.cache_requests[r] =
+          &cache_requests_.Add({{"model", model}, {"result", kCacheResults[r]}});
+    }
+    table->per_model_.push_back(per_model);
   }
   return table;
 }

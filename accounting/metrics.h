@@ -54,6 +54,11 @@ struct RequestOutcome {
   absl::Duration duration;
   absl::Duration overhead;             // time inside Tollgate, backend time excluded
   absl::Duration time_to_first_token;  // negative: no token was produced
+  // Requests the response cache saw: counted on tollgate_cache_requests_total{result}.
+  v1::CacheStatus cache_status = v1::CACHE_STATUS_UNSPECIFIED;
+  // A hit's or a coalesced request's saving: what the backend charged for the answer, less what
+  // this request was charged (tollgate_cache_saved_usd_total).
+  int64_t saved_nano_usd = 0;
 };
 
 // The outcome of one call to a backend (a request makes several when it is retried).
@@ -89,11 +94,13 @@ class MetricsTable {
     prometheus::Counter* streamed_output_tokens = nullptr;
     prometheus::Counter* cost_usd = nullptr;
     prometheus::Histogram* request_cost_usd = nullptr;
+    prometheus::Counter* cache_saved_usd = nullptr;
   };
   struct PerModel {
     prometheus::Histogram* duration = nullptr;
     prometheus::Histogram* time_to_first_token = nullptr;
     prometheus::Histogram* overhead = nullptr;
+    std::array<prometheus::Counter*, 4> cache_requests{};  // by CacheStatus - 1
   };
   struct PerBackend {
     std::array<prometheus::Counter*, 3> attempts{};  // by AttemptResult
@@ -144,6 +151,8 @@ class ProxyMetrics {
   prometheus::Family<prometheus::Counter>& gpu_idle_cost_;
   prometheus::Family<prometheus::Counter>& energy_;
   prometheus::Family<prometheus::Counter>& shadow_cost_;
+  prometheus::Family<prometheus::Counter>& cache_saved_;
+  prometheus::Family<prometheus::Counter>& cache_requests_;
   prometheus::Counter& reloads_ok_;
   prometheus::Counter& reloads_error_;
 };

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "accounting/pricing.h"
 #include "accounting/tokenizer/stream_counter.h"
+#include "proxy/cached_generate.h"
 #include "proxy/common/cancel_latch.h"
 #include "proxy/common/timer_queue.h"
 #include "proxy/request_accounting.h"
@@ -22,6 +23,7 @@ namespace {
 
 using pipeline_internal::Admission;
 using pipeline_internal::BackendTiming;
+using pipeline_internal::ClientStatus;
 using pipeline_internal::CountInputs;
 using pipeline_internal::CountPrompt;
 using pipeline_internal::Ending;
@@ -31,6 +33,7 @@ using pipeline_internal::PromptTokens;
 using pipeline_internal::RecordOutcome;
 using pipeline_internal::ReserveBudget;
 using pipeline_internal::SettleBudget;
+using pipeline_internal::TextRelay;
 using pipeline_internal::WorstCaseNanoUsd;
 
 constexpr size_t kMaxClientRequestIdBytes = 128;
@@ -59,18 +62,6 @@ class NoopHandle final : public RequestHandle {
 std::shared_ptr<RequestHandle> Noop() {
   static const auto* handle = new std::shared_ptr<RequestHandle>(std::make_shared<NoopHandle>());
   return *handle;
-}
-
-// A client whose deadline passes cancels the call itself (gRPC sends RST_STREAM), often a little
-// before the server's own copy of the deadline fires, since that one counts from when the request
-// arrived. A cancel that close to the deadline is the deadline.
-constexpr absl::Duration kDeadlineSlack = absl::Milliseconds(250);
-
-absl::Status ClientStatus(const absl::Status& status, absl::Time deadline) {
-  if (status.code() == absl::StatusCode::kCancelled && absl::Now() >= deadline - kDeadlineSlack) {
-    return absl::DeadlineExceededError("deadline exceeded");
-  }
-  return status;
 }
 
 // Authenticates, applies `request_status` (the request's own validation), and routes `model`.
@@ -230,12 +221,13 @@ class GenerateRun final : public GenerateObserver,
                           public std::enable_shared_from_this<GenerateRun> {
  public:
   GenerateRun(Admission admission, bool stream, GenerateSink* sink, PromptTokens prompt,
-              Reservation reservation)
+              Reservation reservation, v1::CacheStatus cache_status)
       : a_(std::move(admission)),
         stream_(stream),
         sink_(sink),
         prompt_(prompt),
-        reservation_(std::move(reservation)) {
+        reservation_(std::move(reservation)),
+        cache_status_(cache_status) {
     if (stream_ && a_.tokenizer != nullptr) output_counter_.emplace(a_.tokenizer);
   }
 
@@ -279,18 +271,7 @@ class GenerateRun final : public GenerateObserver,
     }
     gpu_.Progress(output_counter_.has_value() ? output_counter_->committed()
                                               : EstimateTokens(output_bytes_));
-    if (!stream_) {
-      text_.append(message.text());
-      return;
-    }
-    v1::GenerateResponse delta;
-    delta.set_text(message.text());
-    if (!sent_first_delta_) {
-      sent_first_delta_ = true;
-      delta.set_request_id(a_.request_id);
-      delta.set_backend(plan_.current().config->name);
-    }
-    sink_->OnDelta(std::move(delta));
+    relay_.Relay(message.text(), a_.request_id, plan_.current().config->name, cache_status_);
   }
 
   void OnDone(const absl::Status& backend_status) override {
@@ -343,9 +324,9 @@ class GenerateRun final : public GenerateObserver,
     *final.mutable_cost() = PriceUsage(a_.route.model->prices, final.usage(), request_.batch());
     gpu_.AddTo(*final.mutable_cost(),
                a_.snapshot->gpu_meters.contains(plan_.current().config->name));
-    final.set_text(std::move(text_));
+    final.set_text(relay_.TakeText());
     final.set_finish_reason(finish_reason_);
-    final.set_cache_status(v1::CACHE_STATUS_MISS);
+    final.set_cache_status(cache_status_);
     final.set_backend(plan_.current().config->name);
     final.set_request_id(a_.request_id);
     const absl::Status client_status = ClientStatus(status, a_.deadline);
@@ -376,7 +357,7 @@ class GenerateRun final : public GenerateObserver,
     if (output_counter_.has_value()) {
       usage.set_output_tokens(output_counter_->Total());
     } else if (a_.tokenizer != nullptr) {
-      usage.set_output_tokens(a_.tokenizer->Count(text_));
+      usage.set_output_tokens(a_.tokenizer->Count(relay_.text()));
     } else {
       usage.set_output_tokens(EstimateTokens(output_bytes_));
     }
@@ -390,7 +371,8 @@ class GenerateRun final : public GenerateObserver,
   GenerateSink* const sink_;
   const PromptTokens prompt_;
   Reservation reservation_;  // against the caller's budgets; settled in Finish
-  GpuSpan gpu_;              // the current attempt's, on a self-hosted backend's GPU meter
+  const v1::CacheStatus cache_status_;
+  GpuSpan gpu_;  // the current attempt's, on a self-hosted backend's GPU meter
   // Streams with a tokenizer: output tokens counted as deltas arrive.
   std::optional<StreamCounter> output_counter_;
 
@@ -402,14 +384,13 @@ class GenerateRun final : public GenerateObserver,
   AttemptPlan plan_{&a_};
   BackendTiming timing_;
   bool received_any_ = false;
-  bool sent_first_delta_ = false;
   bool has_final_usage_ = false;
   v1::Usage final_usage_;
   uint64_t reported_input_ = 0;
   uint64_t reported_cached_input_ = 0;
   uint64_t output_bytes_ = 0;
   v1::FinishReason finish_reason_ = v1::FINISH_REASON_UNSPECIFIED;
-  std::string text_;
+  TextRelay relay_{stream_, sink_};  // after stream_ and sink_
 };
 
 // One embeddings request: attempts as the plan says, then usage, cost and metrics.
@@ -513,6 +494,21 @@ absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request) {
 
 }  // namespace
 
+namespace pipeline_internal {
+
+std::shared_ptr<RequestHandle> StartGenerateRun(Admission admission, bool stream,
+                                                GenerateSink* sink, PromptTokens prompt,
+                                                Reservation reservation,
+                                                const v1::GenerateRequest& request,
+                                                v1::CacheStatus cache_status) {
+  auto run = std::make_shared<GenerateRun>(std::move(admission), stream, sink, prompt,
+                                           std::move(reservation), cache_status);
+  run->Start(request);
+  return run;
+}
+
+}  // namespace pipeline_internal
+
 std::shared_ptr<const Snapshot> SnapshotHolder::Get() const {
   absl::ReaderMutexLock lock(&mu_);
   return current_;
@@ -574,6 +570,9 @@ std::shared_ptr<RequestHandle> Pipeline::Generate(const IngressInfo& info,
     sink->OnFinish(admission.status, std::move(final));
     return Noop();
   }
+  if (pipeline_internal::UsesCache(admission, request)) {
+    return pipeline_internal::GenerateThroughCache(std::move(admission), request, stream, sink);
+  }
   const PromptTokens prompt = CountPrompt(admission.tokenizer, request);
   absl::StatusOr<Reservation> reservation = ReserveBudget(
       admission,
@@ -585,10 +584,9 @@ std::shared_ptr<RequestHandle> Pipeline::Generate(const IngressInfo& info,
     sink->OnFinish(reservation.status(), std::move(final));
     return Noop();
   }
-  auto run = std::make_shared<GenerateRun>(std::move(admission), stream, sink, prompt,
-                                           *std::move(reservation));
-  run->Start(request);
-  return run;
+  return pipeline_internal::StartGenerateRun(std::move(admission), stream, sink, prompt,
+                                             *std::move(reservation), request,
+                                             v1::CACHE_STATUS_MISS);
 }
 
 void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, EmbedDone done) {

@@ -22,6 +22,7 @@
 #include "accounting/gpu/gpu_meter.h"
 #include "accounting/ledger/ledger.h"
 #include "accounting/metrics.h"
+#include "proxy/cache_stage.h"
 #include "proxy/config/config.h"
 #include "proxy/router.h"
 #include "proxy/tokenizers.h"
@@ -40,6 +41,7 @@ struct Snapshot {
   Ledger* ledger = nullptr;             // the server's, outliving every snapshot; null: none
   // By backend name: the GPU meters of backends with a GPU cost (carried across reloads).
   absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>> gpu_meters;
+  std::shared_ptr<const CacheStage> cache;  // null: no response cache
 };
 
 // Holds the current snapshot; swapped atomically on reload. Thread-safe.

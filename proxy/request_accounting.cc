@@ -39,6 +39,7 @@ LedgerRecord ToLedgerRecord(const Admission& a, const Ending& e, absl::Time now)
     r.gpu_nano_usd = e.cost->gpu_nano_usd();
   }
   r.cache_status = std::string(CacheStatusLabel(e.cache_status));
+  r.saved_nano_usd = e.saved_nano_usd;
   r.latency = now - a.received;
   r.status = std::string(StatusLabel(e.code));
   return r;
@@ -71,11 +72,26 @@ PromptTokens CountInputs(const Tokenizer* tokenizer, const v1::EmbedRequest& req
                               : PromptTokens{EstimateTokens(bytes), false};
 }
 
-// Records the request on the metrics and in the ledger; every request ends here exactly once.
+// A client whose deadline passes cancels the call itself (gRPC sends RST_STREAM), often a little
+// before the server's own copy of the deadline fires, since that one counts from when the request
+// arrived. A cancel that close to the deadline is the deadline.
+constexpr absl::Duration kDeadlineSlack = absl::Milliseconds(250);
+
+absl::Status ClientStatus(const absl::Status& status, absl::Time deadline) {
+  if (status.code() == absl::StatusCode::kCancelled && absl::Now() >= deadline - kDeadlineSlack) {
+    return absl::DeadlineExceededError("deadline exceeded");
+  }
+  return status;
+}
+
 void RecordOutcome(const Admission& a, const Ending& e) {
   RequestOutcome outcome;
   outcome.code = e.code;
-  if (e.usage != nullptr) outcome.usage = *e.usage;
+  const bool backend_paid =
+      e.cache_status != v1::CACHE_STATUS_HIT && e.cache_status != v1::CACHE_STATUS_COALESCED;
+  if (e.usage != nullptr && backend_paid) outcome.usage = *e.usage;
+  if (a.cacheable) outcome.cache_status = e.cache_status;
+  outcome.saved_nano_usd = e.saved_nano_usd;
   outcome.cost_nano_usd = e.cost != nullptr ? e.cost->total_nano_usd() : 0;
   const absl::Time now = absl::Now();
   outcome.duration = now - a.received;
@@ -86,7 +102,7 @@ void RecordOutcome(const Admission& a, const Ending& e) {
                                     ? absl::Seconds(-1)
                                     : timing->first_token - a.received;
   a.snapshot->metrics->Record(a.tenant_index, a.model_index, outcome);
-  if (e.usage != nullptr) {
+  if (e.usage != nullptr && backend_paid) {
     const std::vector<ShadowPlan>& plans = a.snapshot->config->shadow_plans;
     for (size_t i = 0; i < plans.size(); ++i) {
       a.snapshot->metrics->AddShadowCost(i, ShadowCostNanoUsd(plans[i], *e.usage));

@@ -55,6 +55,7 @@ struct Admission {
   const Tokenizer* tokenizer = nullptr;  // the model's, owned by the snapshot; null: estimate
   Caller caller;                         // set once authenticated
   std::string model;                     // as the client asked
+  bool cacheable = false;  // went through the response cache (tollgate_cache_requests_total)
 };
 
 // How a request ended, for the metrics and the ledger.
@@ -65,6 +66,42 @@ struct Ending {
   const BackendTiming* timing = nullptr;
   absl::string_view backend;
   v1::CacheStatus cache_status = v1::CACHE_STATUS_UNSPECIFIED;
+  int64_t saved_nano_usd = 0;  // a hit's or coalesced request's saving
+};
+
+// Relays generated text to a client: a unary call's text is collected for its final message; a
+// stream gets each piece as a delta, the first one carrying the request id, backend and cache
+// status. One thread at a time.
+class TextRelay {
+ public:
+  TextRelay(bool stream, GenerateSink* sink) : stream_(stream), sink_(sink) {}
+
+  void Relay(absl::string_view text, const std::string& request_id, absl::string_view backend,
+             v1::CacheStatus cache_status) {
+    if (!stream_) {
+      text_.append(text.data(), text.size());
+      return;
+    }
+    v1::GenerateResponse delta;
+    delta.set_text(std::string(text));
+    if (!sent_first_delta_) {
+      sent_first_delta_ = true;
+      delta.set_request_id(request_id);
+      delta.set_backend(std::string(backend));
+      delta.set_cache_status(cache_status);
+    }
+    sink_->OnDelta(std::move(delta));
+  }
+
+  // A unary call's text so far (moved out).
+  std::string TakeText() { return std::move(text_); }
+  const std::string& text() const { return text_; }
+
+ private:
+  const bool stream_;
+  GenerateSink* const sink_;
+  bool sent_first_delta_ = false;
+  std::string text_;
 };
 
 // One backend call's span on a self-hosted backend's GPU meter.
@@ -104,7 +141,13 @@ class GpuSpan {
   double joules_ = 0;
 };
 
+// The status a client is told: a cancel within moments of the deadline is the deadline (a client
+// whose deadline passes cancels the call itself, often just before the server's copy fires).
+absl::Status ClientStatus(const absl::Status& status, absl::Time deadline);
+
 // Records the request on the metrics and in the ledger; every request ends here exactly once.
+// A hit or coalesced request's tokens go to the ledger (what the client received) but not to
+// tollgate_tokens_total or the shadow plans, which count only what backends were paid for.
 void RecordOutcome(const Admission& a, const Ending& e);
 
 // The most a request can cost at its model's prices: the prompt, all at the dearest input price,
@@ -121,5 +164,13 @@ absl::StatusOr<Reservation> ReserveBudget(Admission& a, int64_t worst_case_nano_
 
 // Settles a reservation to what the request really cost.
 void SettleBudget(const Admission& a, Reservation& reservation, int64_t cost_nano_usd);
+
+// Starts the backend call of an admitted generation (pipeline.cc). Its final message carries
+// `cache_status`. The sink must stay valid until its OnFinish has returned.
+std::shared_ptr<RequestHandle> StartGenerateRun(Admission admission, bool stream,
+                                                GenerateSink* sink, PromptTokens prompt,
+                                                Reservation reservation,
+                                                const v1::GenerateRequest& request,
+                                                v1::CacheStatus cache_status);
 
 }  // namespace tollgate::pipeline_internal

@@ -36,6 +36,13 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
   }
   snapshot->budgets = *std::move(budgets);
   snapshot->ledger = ledger_.get();
+  if (config->cache.enabled) {
+    // The cache and its flights carry over a reload that keeps its options.
+    snapshot->cache = previous != nullptr && previous->cache != nullptr &&
+                              previous->cache->options() == config->cache
+                          ? previous->cache
+                          : CacheStage::Create(config->cache, shared_cache_tier_.get());
+  }
   snapshot->config = std::move(config);
   return snapshot;
 }
@@ -47,6 +54,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   s->registry_ = std::make_shared<prometheus::Registry>();
   s->metrics_ = std::make_unique<ProxyMetrics>(*s->registry_);
   s->budget_metrics_ = std::make_unique<BudgetMetrics>(*s->registry_);
+  s->cache_gauges_ = std::make_shared<CacheGauges>();
   std::vector<LedgerRecord> spent;
   TG_RETURN_IF_ERROR(s->OpenLedger(*config, &spent));
   TG_ASSIGN_OR_RETURN(auto snapshot, s->BuildSnapshot(config, nullptr));
@@ -54,6 +62,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   for (const LedgerRecord& record : spent) {
     snapshot->budgets->AddSpent(record.tenant, record.key_id, record.total_nano_usd, record.time);
   }
+  s->cache_gauges_->Set(snapshot->cache);
   s->snapshots_.Set(std::move(snapshot));
   s->gpu_meters_ = std::move(s->pending_gpu_meters_);
   s->budget_roller_ = std::thread([server = s.get()] { server->RollBudgetWindows(); });
@@ -68,6 +77,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
                                                "\": cannot listen: ", e.what()));
   }
   s->exposer_->RegisterCollectable(s->registry_);
+  s->exposer_->RegisterCollectable(s->cache_gauges_);
   const std::vector<int> metrics_ports = s->exposer_->GetListeningPorts();
   s->metrics_port_ = metrics_ports.empty() ? 0 : metrics_ports.front();
 
@@ -201,6 +211,7 @@ absl::Status ProxyServer::Reload() {
       running.metrics_address != loaded.metrics_address) {
     Log("config reload: listener addresses changed; they take effect at the next restart");
   }
+  cache_gauges_->Set((*snapshot)->cache);
   snapshots_.Set(*std::move(snapshot));
   gpu_meters_ = std::move(pending_gpu_meters_);
   Log("config reloaded from ", config_path_);

@@ -69,6 +69,8 @@ class ProxyServer {
   std::unique_ptr<ProxyMetrics> metrics_;
   std::unique_ptr<BudgetMetrics> budget_metrics_;
   std::unique_ptr<Ledger> ledger_;
+  std::shared_ptr<CacheGauges> cache_gauges_;
+  std::unique_ptr<SharedCacheTier> shared_cache_tier_;  // null: no Redis
   struct MeterEntry {
     std::string fingerprint;  // the settings it was made with
     std::shared_ptr<GpuMeter> meter;

@@ -101,6 +101,7 @@ void SimEngine::RunSynchronously(std::unique_ptr<Request> request) {
   }
   {
     absl::MutexLock lock(&mu_);
+    ++requests_total_;
     prompt_tokens_total_ += request->prompt_tokens;
     generation_tokens_total_ += request->emitted;
   }
@@ -144,8 +145,12 @@ SimEngine::Stats SimEngine::GetStats() const {
     const uint64_t blocks = (request->kv_tokens() + kKvBlockTokens - 1) / kKvBlockTokens;
     kv_cache_bytes += blocks * kKvBlockTokens * request->shape.KvBytesPerToken();
   }
-  return Stats{static_cast<uint32_t>(running_.size()), static_cast<uint32_t>(waiting_.size()),
-               prompt_tokens_total_, generation_tokens_total_, kv_cache_bytes};
+  return Stats{static_cast<uint32_t>(running_.size()),
+               static_cast<uint32_t>(waiting_.size()),
+               prompt_tokens_total_,
+               generation_tokens_total_,
+               kv_cache_bytes,
+               requests_total_};
 }
 
 bool SimEngine::HasWorkLocked() const {
@@ -186,6 +191,7 @@ double SimEngine::StartStepLocked() {
     std::unique_ptr<Request> request = std::move(waiting_.front());
     waiting_.pop_front();
     request->admitted = true;
+    ++requests_total_;
     prompt_tokens_total_ += request->prompt_tokens;
     seconds += latency_.PrefillSeconds(request->shape, request->prompt_tokens);
     (request->is_embed() ? embedding_ : running_).push_back(std::move(request));

@@ -89,13 +89,15 @@ class SimEngine {
   // Snapshot for metrics and tests. prompt_tokens_total counts prefilled tokens of generate and
   // embed requests; generation_tokens_total counts emitted tokens. kv_cache_bytes is the KV cache
   // held by running requests: (prompt + emitted) tokens rounded up to whole kKvBlockTokens blocks,
-  // times the model's bytes per token.
+  // times the model's bytes per token. requests_total counts the generate and embed requests
+  // admitted.
   struct Stats {
     uint32_t running;
     uint32_t waiting;
     uint64_t prompt_tokens_total;
     uint64_t generation_tokens_total;
     uint64_t kv_cache_bytes = 0;
+    uint64_t requests_total = 0;
   };
   static constexpr uint64_t kKvBlockTokens = 16;
   Stats GetStats() const;
@@ -135,6 +137,7 @@ class SimEngine {
   // Removed by Cancel; the engine thread delivers their CANCELLED.
   std::vector<std::unique_ptr<Request>> cancelled_ ABSL_GUARDED_BY(mu_);
   uint64_t prompt_tokens_total_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t requests_total_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t generation_tokens_total_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::thread thread_;  // only when time_scale > 0

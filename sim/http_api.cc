@@ -258,6 +258,9 @@ std::string SimHttpApi::MetricsText() const {
   AppendMetric(out, "vllm:generation_tokens_total", "counter",
                "Number of generation tokens processed.", model,
                static_cast<double>(stats.generation_tokens_total));
+  AppendMetric(out, "tollgate_sim_requests_total", "counter",
+               "Generate and embed requests the simulator admitted, over every API.", model,
+               static_cast<double>(stats.requests_total));
   return out;
 }
 

@@ -71,6 +71,9 @@ struct LedgerRecord {
   int64_t gpu_nano_usd = 0;
 
   std::string cache_status;  // "miss", "hit", "bypass" or "coalesced"
+  // A hit or coalesced request: what the backend charged for the answer, less what this request
+  // was charged. Absent from lines written before the response cache (read as 0).
+  int64_t saved_nano_usd = 0;
   absl::Duration latency;    // stored in whole microseconds
   std::string status;        // lower-case gRPC code name: "ok", "cancelled", "resource_exhausted"
 

@@ -4,7 +4,8 @@
 //  "model":"gpt-4o","backend":"openai","usage_source":"reported","cache_status":"miss",
 //  "status":"ok","latency_us":812345,"tokens":{"input":1200,"cached_input":1024,
 //  "cache_write_input":0,"output":300,"reasoning":0},"cost_nano_usd":{"total":4720000,
-//  "input":440000,"cached_input":1280000,"cache_write":0,"output":3000000,"reasoning":0,"gpu":0}}
+//  "input":440000,"cached_input":1280000,"cache_write":0,"output":3000000,"reasoning":0,"gpu":0},
+//  "saved_nano_usd":0}
 //
 // (on one line). The time comes first, so that the lines of a file sort and grep by it.
 #include <rapidjson/document.h>
@@ -158,6 +159,8 @@ std::string ToJsonLine(const LedgerRecord& r) {
   w.StartObject();
   WriteFields<int64_t>(w, r, kCosts);
   w.EndObject();
+  w.Key("saved_nano_usd");
+  WriteValue(w, r.saved_nano_usd);
   w.EndObject();
   std::string line(buffer.GetString(), buffer.GetSize());
   line.push_back('\n');
@@ -191,6 +194,8 @@ absl::StatusOr<LedgerRecord> ParseJsonLine(std::string_view line) {
   TG_RETURN_IF_ERROR(tokens.ReadFields<uint64_t>(kTokens, r));
   TG_ASSIGN_OR_RETURN(const ObjectReader cost, top.Object("cost_nano_usd"));
   TG_RETURN_IF_ERROR(cost.ReadFields<int64_t>(kCosts, r));
+  if (doc.HasMember("saved_nano_usd"))
+    TG_RETURN_IF_ERROR(top.Read("saved_nano_usd", &r.saved_nano_usd));
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -453,6 +454,29 @@ absl::StatusOr<std::string> ResolveTokenizer(const std::string& configured,
   return configured;
 }
 
+absl::StatusOr<ModelCacheConfig> BuildModelCache(const v1::ModelCache& source,
+                                                 const std::string& path) {
+  ModelCacheConfig cache;
+  if (source.policy().empty() || source.policy() == "deterministic") {
+    cache.policy = CachePolicy::kDeterministic;
+  } else if (source.policy() == "always") {
+    cache.policy = CachePolicy::kAlways;
+  } else if (source.policy() == "never") {
+    cache.policy = CachePolicy::kNever;
+  } else {
+    return FieldError(path + ".policy",
+                      absl::StrCat("must be \"deterministic\", \"always\" or \"never\", got ",
+                                   Quote(source.policy())));
+  }
+  cache.shared_across_tenants = source.shared_across_tenants();
+  const double fraction = source.hit_cost_fraction();
+  if (!(fraction >= 0 && fraction <= 1)) {
+    return FieldError(path + ".hit_cost_fraction", absl::StrCat("must be 0 to 1, got ", fraction));
+  }
+  cache.hit_cost_fraction = fraction;
+  return cache;
+}
+
 // `uses_embedded_sim` is set when the model runs on an undeclared "sim" backend.
 absl::StatusOr<ModelConfig> BuildModel(const v1::Model& source, const std::string& path,
                                        const Config& config, bool* uses_embedded_sim) {
@@ -473,6 +497,7 @@ absl::StatusOr<ModelConfig> BuildModel(const v1::Model& source, const std::strin
   TG_ASSIGN_OR_RETURN(model.architecture,
                       BuildArchitecture(source.architecture(), path + ".architecture"));
   model.context_tokens = source.context_tokens();
+  TG_ASSIGN_OR_RETURN(model.cache, BuildModelCache(source.cache(), path + ".cache"));
   for (int i = 0; i < source.fallback_backends_size(); ++i) {
     const std::string& fallback = source.fallback_backends(i);
     const std::string fallback_path = absl::StrCat(path, ".fallback_backends[", i, "]");
@@ -537,6 +562,50 @@ absl::StatusOr<BudgetSpec> BuildBudget(const v1::Budget& source, const std::stri
   return budget;
 }
 
+CacheOptions BuildCache(const v1::CacheConfig& source) {
+  CacheOptions cache;
+  cache.enabled = source.enabled();
+  if (source.max_bytes() > 0) cache.max_bytes = source.max_bytes();
+  if (source.ttl_seconds() > 0) cache.ttl = absl::Seconds(source.ttl_seconds());
+  if (source.max_entry_bytes() > 0) cache.max_entry_bytes = source.max_entry_bytes();
+  if (source.has_coalesce()) cache.coalesce = source.coalesce();
+  return cache;
+}
+
+absl::StatusOr<std::optional<RedisSettings>> BuildRedis(const v1::RedisConfig& source) {
+  if (source.address().empty()) return std::nullopt;
+  TG_RETURN_IF_ERROR(CheckHostPort("redis.address", source.address()));
+  RedisSettings redis;
+  const size_t colon = source.address().rfind(':');
+  redis.host = source.address().substr(0, colon);
+  if (redis.host.size() > 2 && redis.host.front() == '[') {
+    redis.host = redis.host.substr(1, redis.host.size() - 2);
+  }
+  uint32_t port = 0;
+  (void)absl::SimpleAtoi(absl::string_view(source.address()).substr(colon + 1), &port);
+  if (port == 0) return FieldError("redis.address", "port must be 1 to 65535");
+  redis.port = static_cast<uint16_t>(port);
+  if (!source.password_env().empty()) {
+    const char* password = std::getenv(source.password_env().c_str());
+    if (password == nullptr || *password == '\0') {
+      return FieldError(
+          "redis.password_env",
+          absl::StrCat("environment variable ", source.password_env(), " is not set or empty"));
+    }
+    redis.password = password;
+  }
+  redis.db = source.db();
+  if (source.connect_timeout_ms() > 0) {
+    redis.connect_timeout = absl::Milliseconds(source.connect_timeout_ms());
+  }
+  if (source.command_timeout_ms() > 0) {
+    redis.command_timeout = absl::Milliseconds(source.command_timeout_ms());
+  }
+  if (!source.key_prefix().empty()) redis.key_prefix = source.key_prefix();
+  if (source.has_shared_budgets()) redis.shared_budgets = source.shared_budgets();
+  return redis;
+}
+
 absl::Status CheckBatching(const v1::BatchingConfig& batching) {
   if (!batching.enabled()) return absl::OkStatus();
   if (batching.max_batch_size() == 0) {
@@ -590,6 +659,8 @@ absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& sour
   }
 
   TG_RETURN_IF_ERROR(CheckBatching(source.batching()));
+  config->cache = BuildCache(source.cache());
+  TG_ASSIGN_OR_RETURN(config->redis, BuildRedis(source.redis()));
   for (int i = 0; i < source.budgets_size(); ++i) {
     TG_ASSIGN_OR_RETURN(BudgetSpec budget,
                         BuildBudget(source.budgets(i), absl::StrCat("budgets[", i, "]"), *config));

@@ -44,6 +44,14 @@ struct ArchitectureConfig {  // all zero when the config does not give one
   uint32_t bytes_per_element = 2;
 };
 
+enum class CachePolicy { kDeterministic, kAlways, kNever };
+
+struct ModelCacheConfig {
+  CachePolicy policy = CachePolicy::kDeterministic;
+  bool shared_across_tenants = false;
+  double hit_cost_fraction = 0;  // in [0, 1]
+};
+
 struct ModelConfig {
   std::string name;
   std::string backend;        // never empty after loading
@@ -54,6 +62,7 @@ struct ModelConfig {
   ArchitectureConfig architecture;
   std::vector<std::string> fallback_backends;  // each a declared backend, none equal to `backend`
   uint32_t context_tokens = 0;                 // 0: unknown
+  ModelCacheConfig cache;
 };
 
 struct SimConfig {
@@ -107,6 +116,31 @@ struct BackendConfig {
   std::optional<GpuCostSpec> gpu_cost;
 };
 
+// The response cache (`cache`); disabled unless `enabled`.
+struct CacheOptions {
+  bool enabled = false;
+  uint64_t max_bytes = uint64_t{256} << 20;
+  absl::Duration ttl = absl::Hours(1);
+  uint64_t max_entry_bytes = uint64_t{1} << 20;
+  bool coalesce = true;
+
+  bool operator==(const CacheOptions&) const = default;
+};
+
+// A Redis shared by the replicas (`redis`).
+struct RedisSettings {
+  std::string host;
+  uint16_t port = 6379;
+  std::string password;  // read from password_env when the config is loaded
+  uint32_t db = 0;
+  absl::Duration connect_timeout = absl::Milliseconds(100);
+  absl::Duration command_timeout = absl::Milliseconds(20);
+  std::string key_prefix = "tollgate:";
+  bool shared_budgets = true;
+
+  bool operator==(const RedisSettings&) const = default;
+};
+
 struct Config {
   ListenerConfig listeners;
   std::vector<std::string> tenant_names;  // config order
@@ -120,7 +154,9 @@ struct Config {
   uint32_t default_max_tokens = 4096;
   LedgerOptions ledger;  // directory empty: no ledger
   std::vector<ShadowPlan> shadow_plans;
-  v1::Config source;  // the validated proto, defaults not applied
+  CacheOptions cache;
+  std::optional<RedisSettings> redis;  // unset: no Redis
+  v1::Config source;                   // the validated proto, defaults not applied
 
   const ModelConfig* FindModel(absl::string_view name) const;
   const BackendConfig* FindBackend(absl::string_view name) const;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "accounting/pricing.h"
 #include "proxy/common/cancel_latch.h"
 #include "proxy/common/status_payloads.h"
@@ -166,6 +167,19 @@ bool IsJsonContentType(absl::string_view content_type) {
 
 }  // namespace
 
+v1::CacheControl CacheControlFromHeader(absl::string_view value) {
+  bool no_cache = false, no_store = false;
+  for (absl::string_view directive : absl::StrSplit(value, ',')) {
+    directive = absl::StripAsciiWhitespace(directive.substr(0, directive.find('=')));
+    no_cache |= absl::EqualsIgnoreCase(directive, "no-cache");
+    no_store |= absl::EqualsIgnoreCase(directive, "no-store");
+  }
+  if (no_cache && no_store) return v1::CACHE_CONTROL_BYPASS_NO_STORE;
+  if (no_cache) return v1::CACHE_CONTROL_BYPASS;
+  if (no_store) return v1::CACHE_CONTROL_NO_STORE;
+  return v1::CACHE_CONTROL_DEFAULT;
+}
+
 std::pair<std::string, std::string> HttpIngress::ErrorBody(int status, std::string_view message) {
   absl::StatusCode code = absl::StatusCode::kInvalidArgument;
   if (status >= 500) code = absl::StatusCode::kInternal;
@@ -204,6 +218,9 @@ void HttpIngress::Generate(const http::Request& request,
       chat ? openai::ParseChatCompletionsRequest(request.body)
            : openai::ParseCompletionsRequest(request.body);
   if (!parsed.ok()) return SendError(*writer, parsed.status());
+  const std::string_view cache_control = request.Header("cache-control");
+  parsed->generate.set_cache_control(
+      CacheControlFromHeader(absl::string_view(cache_control.data(), cache_control.size())));
   HttpGenerateSink::Run(pipeline_, request, writer, chat, *parsed);
 }
 

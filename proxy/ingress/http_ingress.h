@@ -7,6 +7,9 @@
 // the extra field "x_tollgate": {"cost_usd", "cost_nano_usd"}. Errors come back in OpenAI's error
 // JSON shape with the matching HTTP status.
 //
+// A request's `Cache-Control: no-cache` skips the response cache and refreshes it; `no-store`
+// keeps its answer out of the cache; both together do both.
+//
 // Thread-safe; the pipeline and snapshot holder must outlive it.
 #pragma once
 
@@ -35,5 +38,9 @@ class HttpIngress {
   Pipeline* const pipeline_;
   const SnapshotHolder* const snapshots_;
 };
+
+// The GenerateRequest.cache_control of a `Cache-Control` request header: no-cache, no-store, both,
+// or neither (other directives and unknown text are ignored).
+v1::CacheControl CacheControlFromHeader(absl::string_view value);
 
 }  // namespace tollgate

@@ -73,7 +73,8 @@ TEST(YamlToProto, ReadsEnumsByNameInAnyCase) {
   EXPECT_EQ(request.cache_control(), v1::CACHE_CONTROL_BYPASS);
   EXPECT_THAT(ErrorOf<v1::GenerateRequest>("cache_control: sometimes"),
               StartsWith("cache_control: expected one of CACHE_CONTROL_DEFAULT, "
-                         "CACHE_CONTROL_BYPASS, CACHE_CONTROL_NO_STORE, got \"sometimes\""));
+                         "CACHE_CONTROL_BYPASS, CACHE_CONTROL_NO_STORE, "
+                         "CACHE_CONTROL_BYPASS_NO_STORE, got \"sometimes\""));
 }
 
 TEST(YamlToProto, FillsMapFieldsAndSignedAndFloatFields) {
@@ -96,7 +97,7 @@ TEST(YamlToProto, RejectsAnUnknownTopLevelFieldListingTheKnownOnes) {
   EXPECT_THAT(ErrorOf("listener: {}"),
               StartsWith("listener: unknown field (known fields: listeners, tenants, models, "
                          "backends, cache, batching, vocab_dir, price_files, budgets, "
-                         "default_max_tokens, ledger, shadow_plans)"));
+                         "default_max_tokens, ledger, shadow_plans, redis)"));
 }
 
 TEST(YamlToProto, RejectsAnUnknownNestedFieldNamingItsFullPath) {

@@ -129,6 +129,7 @@ TEST(SimEngine, ZeroTimeScaleAnswersOnTheCallingThreadBeforeSubmitReturns) {
   const SimEngine::Stats stats = engine.GetStats();
   EXPECT_EQ(stats.prompt_tokens_total, expected.prompt_tokens);
   EXPECT_EQ(stats.generation_tokens_total, expected.tokens.size());
+  EXPECT_EQ(stats.requests_total, 1u);
 }
 
 TEST(SimEngine, InvalidRequestFailsWithInvalidArgumentWithinSubmit) {

@@ -225,6 +225,7 @@ TEST(SimHttpApi, ExportsVllmMetricsInPrometheusTextFormat) {
   EXPECT_EQ(samples.at("vllm:kv_cache_usage_perc"), 0);
   EXPECT_EQ(samples.at("vllm:prompt_tokens_total"), 10);
   EXPECT_EQ(samples.at("vllm:generation_tokens_total"), 5);
+  EXPECT_EQ(samples.at("tollgate_sim_requests_total"), 1);
   EXPECT_THAT(response.body, HasSubstr("# TYPE vllm:prompt_tokens_total counter\n"));
   EXPECT_THAT(response.body, HasSubstr("# TYPE vllm:kv_cache_usage_perc gauge\n"));
 }

@@ -43,7 +43,7 @@ constexpr char kInvoiceLine[] =
     R"("cache_status":"miss","status":"ok","latency_us":812345,"tokens":{"input":1200,)"
     R"("cached_input":1024,"cache_write_input":0,"output":300,"reasoning":0},)"
     R"("cost_nano_usd":{"total":4720000,"input":440000,"cached_input":1280000,)"
-    R"("cache_write":0,"output":3000000,"reasoning":0,"gpu":0}})"
+    R"("cache_write":0,"output":3000000,"reasoning":0,"gpu":0},"saved_nano_usd":0})"
     "\n";
 
 std::string ParseError(std::string_view line) {
@@ -81,6 +81,24 @@ TEST(LedgerJson, RoundTripsExtremeCountsAndStringsThatNeedEscaping) {
   absl::StatusOr<LedgerRecord> parsed = ParseJsonLine(line);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(*parsed, record);
+}
+
+TEST(LedgerJson, RoundTripsTheSavingOfACacheHitAndReadsOlderLinesWithoutIt) {
+  LedgerRecord hit = InvoiceRecord();
+  hit.cache_status = "hit";
+  hit.total_nano_usd = hit.input_nano_usd = hit.cached_input_nano_usd = hit.output_nano_usd = 0;
+  hit.saved_nano_usd = 4'720'000;
+  absl::StatusOr<LedgerRecord> parsed = ParseJsonLine(ToJsonLine(hit));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed, hit);
+
+  // A line written before the cache existed has no saving.
+  parsed = ParseJsonLine(absl::StrReplaceAll(kInvoiceLine, {{R"(,"saved_nano_usd":0)", ""}}));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed, InvoiceRecord());
+  EXPECT_THAT(ParseError(absl::StrReplaceAll(
+                  kInvoiceLine, {{R"("saved_nano_usd":0)", R"("saved_nano_usd":"lots")"}})),
+              HasSubstr(R"(field "saved_nano_usd" must be a 64-bit integer)"));
 }
 
 TEST(LedgerJson, StoresTimeAndLatencyToTheMicrosecond) {
