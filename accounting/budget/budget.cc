@@ -79,24 +79,6 @@ void SetFlag(prometheus::Gauge* gauge, bool on) {
   if (gauge != nullptr) gauge->Set(on ? 1 : 0);
 }
 
-// [start, end) of the window of kind `window` that holds `t`.
-std::pair<absl::Time, absl::Time> WindowAt(BudgetWindow window, absl::Time t) {
-  const absl::TimeZone utc = absl::UTCTimeZone();
-  switch (window) {
-    case BudgetWindow::kDaily: {
-      const absl::CivilDay day = absl::ToCivilDay(t, utc);
-      return {absl::FromCivil(day, utc), absl::FromCivil(day + 1, utc)};
-    }
-    case BudgetWindow::kMonthly: {
-      const absl::CivilMonth month = absl::ToCivilMonth(t, utc);
-      return {absl::FromCivil(month, utc), absl::FromCivil(month + 1, utc)};
-    }
-    case BudgetWindow::kTotal:
-      break;
-  }
-  return {absl::InfinitePast(), absl::InfiniteFuture()};
-}
-
 template <typename Fn>
 void ForEachAccount(const AccountList* tenant_accounts, const AccountList* key_accounts, Fn fn) {
   for (const AccountList* list : {tenant_accounts, key_accounts}) {
@@ -215,7 +197,7 @@ class SpendTracker {
   // Opens the window that holds `now` once the current one has ended; earlier times stay in it.
   void Roll(Account& a, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (now < a.window_end) return;
-    std::tie(a.window_start, a.window_end) = WindowAt(a.window, now);
+    std::tie(a.window_start, a.window_end) = BudgetWindowAt(a.window, now);
     a.spent_nano_usd = 0;
     a.soft_crossed = false;
     SetUsd(a.series.spent_usd, 0);
@@ -316,6 +298,23 @@ absl::Status Validate(const BudgetSpec& spec) {
 }
 
 }  // namespace
+
+std::pair<absl::Time, absl::Time> BudgetWindowAt(BudgetWindow window, absl::Time t) {
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  switch (window) {
+    case BudgetWindow::kDaily: {
+      const absl::CivilDay day = absl::ToCivilDay(t, utc);
+      return {absl::FromCivil(day, utc), absl::FromCivil(day + 1, utc)};
+    }
+    case BudgetWindow::kMonthly: {
+      const absl::CivilMonth month = absl::ToCivilMonth(t, utc);
+      return {absl::FromCivil(month, utc), absl::FromCivil(month + 1, utc)};
+    }
+    case BudgetWindow::kTotal:
+      break;
+  }
+  return {absl::InfinitePast(), absl::InfiniteFuture()};
+}
 
 std::string BudgetOwner(const BudgetSpec& spec) {
   return spec.tenant.empty()

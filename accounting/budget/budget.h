@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -63,6 +64,10 @@ struct BudgetSpec {
   int64_t soft_nano_usd = 0;   // soft threshold (0: none), at most the limit
   std::string key_tenant;      // API-key budgets only: the key's tenant, for the `tenant` label
 };
+
+// [start, end) of the window of kind `window` that holds `t`: a UTC day or month;
+// [InfinitePast, InfiniteFuture) for a running total.
+std::pair<absl::Time, absl::Time> BudgetWindowAt(BudgetWindow window, absl::Time t);
 
 // "tenant acme" or "api key sha256 0123456789ab...": the owner of `spec`, as messages name it.
 std::string BudgetOwner(const BudgetSpec& spec);
