@@ -5,7 +5,7 @@
 namespace tollgate {
 
 std::shared_ptr<CacheStage> CacheStage::Create(const CacheOptions& options,
-                                               SharedCacheTier* shared) {
+                                               RedisCacheTier* shared) {
   std::shared_ptr<CacheStage> stage(new CacheStage());
   stage->options_ = options;
   stage->memory_ = NewResponseCache({.capacity_bytes = options.max_bytes,

@@ -1,5 +1,6 @@
 // The response cache as the pipeline uses it: the in-memory tier, an optional shared second tier
-// (Redis), the coalescer of identical requests in flight, and the cache's gauges.
+// (Redis, cache/redis_tier.h), the coalescer of identical requests in flight, and the cache's
+// gauges.
 //
 //   auto stage = CacheStage::Create(config.cache, redis_tier.get());
 //   stage->memory().Lookup(key);  ...  stage->Store(key, std::move(answer));
@@ -19,6 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "cache/coalescer.h"
+#include "cache/redis_tier.h"
 #include "cache/response_cache.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
@@ -26,26 +28,14 @@
 
 namespace tollgate {
 
-// A cache tier shared by the replicas. Both calls are asynchronous and never fail the request: a
-// tier that cannot answer in time reports a miss.
-class SharedCacheTier {
- public:
-  virtual ~SharedCacheTier() = default;
-  // `done` runs exactly once, on any thread, with the stored answer or nullptr.
-  virtual void Get(const std::string& key,
-                   std::function<void(std::shared_ptr<const CachedResponse>)> done) = 0;
-  // Stores the answer; fire and forget.
-  virtual void Put(const std::string& key, const CachedResponse& response) = 0;
-};
-
 class CacheStage {
  public:
   // `shared` may be null (no second tier); it must outlive the stage.
-  static std::shared_ptr<CacheStage> Create(const CacheOptions& options, SharedCacheTier* shared);
+  static std::shared_ptr<CacheStage> Create(const CacheOptions& options, RedisCacheTier* shared);
 
   const CacheOptions& options() const { return options_; }
   ResponseCache& memory() const { return *memory_; }
-  SharedCacheTier* shared() const { return shared_; }
+  RedisCacheTier* shared() const { return shared_; }
   Coalescer& coalescer() const { return *coalescer_; }
 
   // Stores a finished answer in the in-memory tier and the shared one.
@@ -57,7 +47,7 @@ class CacheStage {
   CacheOptions options_;
   std::unique_ptr<ResponseCache> memory_;
   std::unique_ptr<Coalescer> coalescer_;
-  SharedCacheTier* shared_ = nullptr;
+  RedisCacheTier* shared_ = nullptr;
 };
 
 // tollgate_cache_bytes, tollgate_cache_entries and tollgate_cache_evictions_total{reason="size"|

@@ -13,6 +13,7 @@
 #include "cache/cache_key.h"
 #include "cache/coalescer.h"
 #include "cache/replay.h"
+#include "proxy/common/work_queue.h"
 
 namespace tollgate::pipeline_internal {
 namespace {
@@ -97,11 +98,14 @@ class CachedGenerate final : public RequestHandle,
         ServeHit(*hit);
         return;
       }
-      if (SharedCacheTier* shared = stage_->shared(); shared != nullptr) {
+      if (RedisCacheTier* shared = stage_->shared(); shared != nullptr) {
         request_copy_ = *request_;
         request_ = &*request_copy_;
+        // The answer comes on the Redis client's I/O thread, which must not block: the rest of
+        // the request (which may wait on shared budgets) runs on the work queue.
         shared->Get(key_, [self = shared_from_this()](std::shared_ptr<const CachedResponse> hit) {
-          self->AfterSharedLookup(std::move(hit));
+          WorkQueue::Default().Post(
+              [self, hit = std::move(hit)]() mutable { self->AfterSharedLookup(std::move(hit)); });
         });
         return;
       }
@@ -192,9 +196,9 @@ class CachedGenerate final : public RequestHandle,
 
   void ServeHit(const CachedResponse& hit) {
     const v1::Cost charge = HitCost(hit.cost, a_.route.model->cache.hit_cost_fraction);
-    Reservation reservation;
+    BudgetHold reservation;
     if (charge.total_nano_usd() > 0) {
-      absl::StatusOr<Reservation> held = ReserveBudget(a_, charge.total_nano_usd());
+      absl::StatusOr<BudgetHold> held = ReserveBudget(a_, charge.total_nano_usd());
       if (!held.ok()) {
         FinishEarly(held.status(), /*record=*/false);
         return;
@@ -239,7 +243,7 @@ class CachedGenerate final : public RequestHandle,
     }
     const v1::GenerateRequest& request = *request_;
     const PromptTokens prompt = CountPrompt(a_.tokenizer, request);
-    absl::StatusOr<Reservation> reservation = ReserveBudget(
+    absl::StatusOr<BudgetHold> reservation = ReserveBudget(
         a_, WorstCaseNanoUsd(a_.route.model->prices, prompt.tokens,
                              MaxOutputTokens(a_, request.params().max_tokens(), prompt.tokens)));
     if (!reservation.ok()) {
@@ -308,7 +312,7 @@ class CachedGenerate final : public RequestHandle,
   // While a party of a flight (which knows it by a raw pointer): this request itself. Released by
   // whoever finishes it.
   std::shared_ptr<CachedGenerate> in_flight_;
-  Reservation reservation_;  // a follower's; the leader's went to the backend call
+  BudgetHold reservation_;  // a follower's; the leader's went to the backend call
   // Touched by the flight's callbacks, which come one at a time.
   BackendTiming timing_;
   TextRelay relay_{stream_, sink_};

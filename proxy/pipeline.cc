@@ -23,6 +23,7 @@ namespace {
 
 using pipeline_internal::Admission;
 using pipeline_internal::BackendTiming;
+using pipeline_internal::BudgetHold;
 using pipeline_internal::ClientStatus;
 using pipeline_internal::CountInputs;
 using pipeline_internal::CountPrompt;
@@ -221,7 +222,7 @@ class GenerateRun final : public GenerateObserver,
                           public std::enable_shared_from_this<GenerateRun> {
  public:
   GenerateRun(Admission admission, bool stream, GenerateSink* sink, PromptTokens prompt,
-              Reservation reservation, v1::CacheStatus cache_status)
+              BudgetHold reservation, v1::CacheStatus cache_status)
       : a_(std::move(admission)),
         stream_(stream),
         sink_(sink),
@@ -370,7 +371,7 @@ class GenerateRun final : public GenerateObserver,
   const bool stream_;
   GenerateSink* const sink_;
   const PromptTokens prompt_;
-  Reservation reservation_;  // against the caller's budgets; settled in Finish
+  BudgetHold reservation_;  // against the caller's budgets; settled in Finish
   const v1::CacheStatus cache_status_;
   GpuSpan gpu_;  // the current attempt's, on a self-hosted backend's GPU meter
   // Streams with a tokenizer: output tokens counted as deltas arrive.
@@ -397,7 +398,7 @@ class GenerateRun final : public GenerateObserver,
 class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
  public:
   EmbedRun(Admission admission, v1::EmbedRequest request, EmbedDone done, PromptTokens inputs,
-           Reservation reservation)
+           BudgetHold reservation)
       : a_(std::move(admission)),
         request_(std::move(request)),
         done_(std::move(done)),
@@ -479,7 +480,7 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
   const Admission a_;
   v1::EmbedRequest request_;  // as sent to the backend
   const EmbedDone done_;
-  Reservation reservation_;    // against the caller's budgets; settled in Finish
+  BudgetHold reservation_;     // against the caller's budgets; settled in Finish
   GpuSpan gpu_;                // the current attempt's, on a self-hosted backend's GPU meter
   const PromptTokens inputs_;  // counted (or estimated) before the call
   AttemptPlan plan_{&a_};
@@ -498,7 +499,7 @@ namespace pipeline_internal {
 
 std::shared_ptr<RequestHandle> StartGenerateRun(Admission admission, bool stream,
                                                 GenerateSink* sink, PromptTokens prompt,
-                                                Reservation reservation,
+                                                BudgetHold reservation,
                                                 const v1::GenerateRequest& request,
                                                 v1::CacheStatus cache_status) {
   auto run = std::make_shared<GenerateRun>(std::move(admission), stream, sink, prompt,
@@ -574,7 +575,7 @@ std::shared_ptr<RequestHandle> Pipeline::Generate(const IngressInfo& info,
     return pipeline_internal::GenerateThroughCache(std::move(admission), request, stream, sink);
   }
   const PromptTokens prompt = CountPrompt(admission.tokenizer, request);
-  absl::StatusOr<Reservation> reservation = ReserveBudget(
+  absl::StatusOr<BudgetHold> reservation = ReserveBudget(
       admission,
       WorstCaseNanoUsd(admission.route.model->prices, prompt.tokens,
                        MaxOutputTokens(admission, request.params().max_tokens(), prompt.tokens)));
@@ -598,7 +599,7 @@ void Pipeline::Embed(const IngressInfo& info, const v1::EmbedRequest& request, E
     return;
   }
   const PromptTokens inputs = CountInputs(admission.tokenizer, request);
-  absl::StatusOr<Reservation> reservation =
+  absl::StatusOr<BudgetHold> reservation =
       ReserveBudget(admission, WorstCaseNanoUsd(admission.route.model->prices, inputs.tokens, 0));
   if (!reservation.ok()) {
     v1::EmbedResponse response;

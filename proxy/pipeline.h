@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "accounting/budget/budget.h"
+#include "accounting/budget/redis_budgets.h"
 #include "accounting/gpu/gpu_meter.h"
 #include "accounting/ledger/ledger.h"
 #include "accounting/metrics.h"
@@ -38,7 +39,9 @@ struct Snapshot {
   std::shared_ptr<const MetricsTable> metrics;
   ModelTokenizers tokenizers;           // by model name; a model without one is estimated
   std::shared_ptr<BudgetBook> budgets;  // null: no budgets
-  Ledger* ledger = nullptr;             // the server's, outliving every snapshot; null: none
+  // The server's budgets shared through Redis, outliving every snapshot; null: local only.
+  SharedBudgets* shared_budgets = nullptr;
+  Ledger* ledger = nullptr;  // the server's, outliving every snapshot; null: none
   // By backend name: the GPU meters of backends with a GPU cost (carried across reloads).
   absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>> gpu_meters;
   std::shared_ptr<const CacheStage> cache;  // null: no response cache

@@ -134,24 +134,44 @@ uint64_t MaxOutputTokens(const Admission& a, uint32_t max_tokens, uint64_t promp
 
 // Reserves the worst case against the caller's budgets; on refusal, records the request as
 // rejected and returns the RESOURCE_EXHAUSTED naming the budget.
-absl::StatusOr<Reservation> ReserveBudget(Admission& a, int64_t worst_case_nano_usd) {
-  if (a.snapshot->budgets == nullptr) return Reservation();
-  absl::StatusOr<Reservation> reservation = a.snapshot->budgets->Reserve(
-      a.caller.tenant, a.caller.key_sha256, worst_case_nano_usd, absl::Now());
-  if (!reservation.ok()) {
-    a.status = reservation.status();
+absl::StatusOr<BudgetHold> ReserveBudget(Admission& a, int64_t worst_case_nano_usd) {
+  BudgetHold hold;
+  if (a.snapshot->budgets == nullptr) return hold;
+  const absl::Time now = absl::Now();
+  absl::StatusOr<Reservation> local =
+      a.snapshot->budgets->Reserve(a.caller.tenant, a.caller.key_sha256, worst_case_nano_usd, now);
+  absl::Status refusal = local.status();
+  if (local.ok() && a.snapshot->shared_budgets != nullptr) {
+    const std::vector<const BudgetSpec*> specs =
+        a.snapshot->budgets->SpecsFor(a.caller.tenant, a.caller.key_sha256);
+    if (!specs.empty()) {
+      absl::StatusOr<SharedHold> shared =
+          a.snapshot->shared_budgets->Reserve(specs, worst_case_nano_usd, now);
+      // Redis down or slow (UNAVAILABLE): the local book alone decides.
+      if (shared.ok()) {
+        hold.shared = *std::move(shared);
+      } else if (absl::IsResourceExhausted(shared.status())) {
+        refusal = shared.status();
+      }
+    }
+  }
+  if (!refusal.ok()) {
+    a.status = refusal;
     // Which budget: the message names it; the payload marks the refusal as a budget's.
     a.status.SetPayload(kBudgetPayload, absl::Cord("budget"));
     RecordOutcome(a, {.code = a.status.code()});
-    return a.status;
+    return a.status;  // `local`, if held, is released as it goes
   }
-  return reservation;
+  hold.local = *std::move(local);
+  return hold;
 }
 
-// Settles a reservation to what the request really cost.
-void SettleBudget(const Admission& a, Reservation& reservation, int64_t cost_nano_usd) {
-  if (a.snapshot->budgets != nullptr) {
-    a.snapshot->budgets->Settle(std::move(reservation), cost_nano_usd, absl::Now());
+void SettleBudget(const Admission& a, BudgetHold& hold, int64_t cost_nano_usd) {
+  if (a.snapshot->budgets == nullptr) return;
+  const absl::Time now = absl::Now();
+  a.snapshot->budgets->Settle(std::move(hold.local), cost_nano_usd, now);
+  if (hold.shared.held() && a.snapshot->shared_budgets != nullptr) {
+    a.snapshot->shared_budgets->Settle(std::move(hold.shared), cost_nano_usd, now);
   }
 }
 

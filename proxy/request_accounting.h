@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "accounting/budget/budget.h"
+#include "accounting/budget/redis_budgets.h"
 #include "accounting/gpu/gpu_meter.h"
 #include "accounting/pricing.h"
 #include "accounting/tokenizer/tokenizer.h"
@@ -158,18 +159,27 @@ int64_t WorstCaseNanoUsd(const TokenPrices& base, uint64_t prompt_tokens, uint64
 // the configured default.
 uint64_t MaxOutputTokens(const Admission& a, uint32_t max_tokens, uint64_t prompt_tokens);
 
-// Reserves the worst case against the caller's budgets; on refusal, records the request as
-// rejected and returns the RESOURCE_EXHAUSTED naming the budget.
-absl::StatusOr<Reservation> ReserveBudget(Admission& a, int64_t worst_case_nano_usd);
+// A request's holds on its budgets: the local book's, and the shared one's when Redis answered.
+// Move-only; an unsettled hold releases itself.
+struct BudgetHold {
+  Reservation local;
+  SharedHold shared;
+};
 
-// Settles a reservation to what the request really cost.
-void SettleBudget(const Admission& a, Reservation& reservation, int64_t cost_nano_usd);
+// Reserves the worst case against the caller's budgets: on the local book, then (when the snapshot
+// has shared budgets and Redis answers in time) on the shared ones. On refusal by either, records
+// the request as rejected and returns the RESOURCE_EXHAUSTED naming the budget. Redis being down
+// or slow is no refusal: the local book alone decides.
+absl::StatusOr<BudgetHold> ReserveBudget(Admission& a, int64_t worst_case_nano_usd);
+
+// Settles both holds to what the request really cost.
+void SettleBudget(const Admission& a, BudgetHold& hold, int64_t cost_nano_usd);
 
 // Starts the backend call of an admitted generation (pipeline.cc). Its final message carries
 // `cache_status`. The sink must stay valid until its OnFinish has returned.
 std::shared_ptr<RequestHandle> StartGenerateRun(Admission admission, bool stream,
                                                 GenerateSink* sink, PromptTokens prompt,
-                                                Reservation reservation,
+                                                BudgetHold reservation,
                                                 const v1::GenerateRequest& request,
                                                 v1::CacheStatus cache_status);
 

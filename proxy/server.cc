@@ -35,6 +35,7 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
     return absl::InvalidArgumentError(absl::StrCat("budgets: ", budgets.status().message()));
   }
   snapshot->budgets = *std::move(budgets);
+  snapshot->shared_budgets = shared_budgets_.get();
   snapshot->ledger = ledger_.get();
   if (config->cache.enabled) {
     // The cache and its flights carry over a reload that keeps its options.
@@ -57,6 +58,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   s->cache_gauges_ = std::make_shared<CacheGauges>();
   std::vector<LedgerRecord> spent;
   TG_RETURN_IF_ERROR(s->OpenLedger(*config, &spent));
+  s->ConnectRedis(*config);
   TG_ASSIGN_OR_RETURN(auto snapshot, s->BuildSnapshot(config, nullptr));
   // Spend before the restart still counts: the ledger's records replayed into the budgets.
   for (const LedgerRecord& record : spent) {
@@ -111,6 +113,34 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
     s->http_server_ = *std::move(http_server);
   }
   return s;
+}
+
+void ProxyServer::ConnectRedis(const Config& config) {
+  if (!config.redis.has_value()) return;
+  const RedisSettings& settings = *config.redis;
+  redis_metrics_ = std::make_unique<RedisMetrics>(*registry_, "redis");
+  RedisOptions options;
+  options.host = settings.host;
+  options.port = settings.port;
+  options.password = settings.password;
+  options.db = static_cast<int>(settings.db);
+  options.connect_timeout = settings.connect_timeout;
+  options.command_timeout = settings.command_timeout;
+  redis_ = NewRedisClient(std::move(options), redis_metrics_.get());
+  shared_cache_tier_ =
+      NewRedisCacheTier(redis_.get(), {.key_prefix = settings.key_prefix + "cache:",
+                                       .ttl = config.cache.ttl,
+                                       .max_entry_bytes = config.cache.max_entry_bytes,
+                                       .metrics = redis_metrics_.get()});
+  if (settings.shared_budgets) {
+    shared_budgets_ =
+        NewSharedBudgets(redis_.get(), {.key_prefix = settings.key_prefix + "budget:"});
+  }
+  // Not waiting long: a Redis that is down must not stop Tollgate from serving.
+  if (!redis_->WaitUntilUp(absl::Seconds(1))) {
+    Log("redis ", settings.host, ":", settings.port,
+        " is not answering; serving with the in-memory cache and local budgets until it does");
+  }
 }
 
 absl::Status ProxyServer::OpenLedger(const Config& config, std::vector<LedgerRecord>* spent) {
@@ -183,6 +213,8 @@ void ProxyServer::RollBudgetWindows() {
   while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(5))) {
     const std::shared_ptr<const Snapshot> snapshot = snapshots_.Get();
     snapshot->budgets->RollWindows(absl::Now());
+    // Spend settled while Redis was unreachable reaches the shared budgets once it is back.
+    if (shared_budgets_ != nullptr) shared_budgets_->FlushQueued();
     // Books idle GPU time, so that the idle-cost series moves while nothing runs.
     for (const auto& [name, meter] : snapshot->gpu_meters) meter->Snapshot();
   }
@@ -204,6 +236,9 @@ absl::Status ProxyServer::Reload() {
   if (!snapshot.ok()) {
     Log("config reload failed, keeping the running config: ", snapshot.status().message());
     return snapshot.status();
+  }
+  if ((*snapshot)->config->redis != snapshots_.Get()->config->redis) {
+    Log("config reload: redis settings changed; they take effect at the next restart");
   }
   const ListenerConfig& running = snapshots_.Get()->config->listeners;
   const ListenerConfig& loaded = (*snapshot)->config->listeners;

@@ -18,8 +18,11 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "accounting/budget/budget_metrics.h"
+#include "accounting/budget/redis_budgets.h"
 #include "accounting/ledger/ledger.h"
 #include "accounting/metrics.h"
+#include "cache/redis_client.h"
+#include "cache/redis_tier.h"
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
@@ -56,6 +59,8 @@ class ProxyServer {
 
   // Opens the ledger (when configured) after reading what it already holds into *spent.
   absl::Status OpenLedger(const Config& config, std::vector<LedgerRecord>* spent);
+  // Connects to the config's Redis, if any: the cache's shared tier and the shared budgets.
+  void ConnectRedis(const Config& config);
   // The GPU meters of `config`'s backends with a GPU cost: a backend whose cost settings did not
   // change keeps its meter (and what is in flight on it).
   absl::StatusOr<absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>>> GpuMetersFor(
@@ -70,7 +75,12 @@ class ProxyServer {
   std::unique_ptr<BudgetMetrics> budget_metrics_;
   std::unique_ptr<Ledger> ledger_;
   std::shared_ptr<CacheGauges> cache_gauges_;
-  std::unique_ptr<SharedCacheTier> shared_cache_tier_;  // null: no Redis
+  // Redis, from the config at start (changes need a restart); all null without one. Declared
+  // before the snapshots, which point at them, and the client before its users.
+  std::unique_ptr<RedisMetrics> redis_metrics_;
+  std::unique_ptr<RedisClient> redis_;
+  std::unique_ptr<RedisCacheTier> shared_cache_tier_;
+  std::unique_ptr<SharedBudgets> shared_budgets_;
   struct MeterEntry {
     std::string fingerprint;  // the settings it was made with
     std::shared_ptr<GpuMeter> meter;
