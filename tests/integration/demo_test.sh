@@ -18,4 +18,6 @@ fi
 grep -q '^demo: stopped' <<<"${out}" || { echo "FAIL: the demo did not stop cleanly"; exit 1; }
 grep -qiE '^x-tollgate-cost-usd: 0\.[0-9]{9}' <<<"${out}" ||
   { echo "FAIL: the demo's HTTP call showed no cost header"; exit 1; }
+grep -qiE '^second: x-tollgate-cache: hit' <<<"${out}" ||
+  { echo "FAIL: the demo's repeated call was not served from the cache"; exit 1; }
 echo "PASS: ${first_cost}"
