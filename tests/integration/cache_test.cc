@@ -35,7 +35,7 @@ constexpr char kAcmeKey[] = "key-acme";
 // {SIM}: the simulator's gRPC address; {REDIS}: a `redis:` section or nothing; {BUDGETS}: a
 // `budgets:` section or nothing.
 constexpr char kConfig[] = R"(
-listeners: {grpc_address: "127.0.0.1:0", metrics_address: "127.0.0.1:0"}
+listeners: {grpc_address: "127.0.0.1:0", metrics_address: "127.0.0.1:0", http_address: "127.0.0.1:0"}
 tenants: [{name: acme, api_key_sha256: ["{ACME}"]}]
 backends: [{name: remote, kind: grpc, address: "{SIM}", retry: {max_attempts: 1}}]
 models:
@@ -49,6 +49,7 @@ cache: {enabled: true}
 struct Proxy {
   std::unique_ptr<testing::ChildProcess> process;
   std::string metrics;
+  std::string http;
   std::unique_ptr<v1::Inference::Stub> stub;
 };
 
@@ -106,6 +107,7 @@ class CacheIntegrationTest : public ::testing::Test {
     EXPECT_TRUE(line.ok()) << line.status() << "\n" << testing::RunCommand("cat " + log).output;
     if (!line.ok()) return proxy;
     proxy.metrics = testing::FieldAfter(*line, "metrics");
+    proxy.http = testing::FieldAfter(*line, "http");
     proxy.stub = v1::Inference::NewStub(grpc::CreateChannel(testing::FieldAfter(*line, "grpc"),
                                                             grpc::InsecureChannelCredentials()));
     return proxy;
@@ -264,6 +266,33 @@ TEST_F(CacheIntegrationTest, TheLeadersCancelDoesNotBreakItsFollowers) {
   ASSERT_TRUE(repeat.status.ok());
   EXPECT_EQ(repeat.response.cache_status(), v1::CACHE_STATUS_HIT) << "the whole answer was stored";
   EXPECT_EQ(repeat.response.text(), texts[0]);
+}
+
+TEST_F(CacheIntegrationTest, HttpCacheControlBypassesOrKeepsAnswersOutOfTheCache) {
+  ASSERT_NO_FATAL_FAILURE(StartSim(0));
+  Proxy proxy = StartProxy("", "");
+  ASSERT_FALSE(proxy.http.empty());
+  // The x-tollgate-cache header of a chat completion with `content` and these extra headers.
+  const auto call = [&](const std::string& content, std::map<std::string, std::string> headers) {
+    headers["authorization"] = absl::StrCat("Bearer ", kAcmeKey);
+    headers["content-type"] = "application/json";
+    const absl::StatusOr<testing::HttpResponse> response = testing::HttpCall(
+        proxy.http, "POST", "/v1/chat/completions", headers,
+        absl::StrCat(R"({"model":"chat","max_tokens":8,"temperature":0,"messages":[)",
+                     R"({"role":"user","content":")", content, R"("}]})"));
+    EXPECT_TRUE(response.ok()) << response.status();
+    if (!response.ok()) return std::string();
+    EXPECT_EQ(response->status, 200) << response->body;
+    const auto header = response->headers.find("x-tollgate-cache");
+    return header != response->headers.end() ? header->second : std::string("(none)");
+  };
+  EXPECT_EQ(call("plain", {}), "miss");
+  EXPECT_EQ(call("plain", {}), "hit");
+  EXPECT_EQ(call("plain", {{"cache-control", "no-cache"}}), "bypass");
+  EXPECT_EQ(call("kept out", {{"cache-control", "no-store"}}), "miss");
+  EXPECT_EQ(call("kept out", {}), "miss") << "no-store stored nothing";
+  EXPECT_EQ(call("kept out", {}), "hit");
+  EXPECT_EQ(Metric(proxy, "tollgate_cache_requests_total", {{"result", "bypass"}}), 1);
 }
 
 TEST_F(CacheIntegrationTest, TwoTollgatesShareHitsAndOneBudgetThroughRedis) {
