@@ -202,8 +202,9 @@ class RedisClientImpl final : public RedisClient {
         CountError(RedisErrorOp::kUnavailable);
         Complete(command.done,
                  absl::UnavailableError(absl::StrCat("redis ", address_, " is down")));
+      } else if (!Append(command.argv)) {
+        Complete(command.done, absl::ResourceExhaustedError("redis command: out of memory"));
       } else {
-        Append(command.argv);
         in_flight_.push_back({std::move(command.done), command.deadline});
       }
     }
@@ -211,7 +212,8 @@ class RedisClientImpl final : public RedisClient {
     return !stopping;
   }
 
-  void Append(const std::vector<std::string>& argv) {
+  // Encodes a command onto the output buffer; false if hiredis could not allocate.
+  bool Append(const std::vector<std::string>& argv) {
     std::vector<const char*> args;
     std::vector<size_t> lengths;
     args.reserve(argv.size());
@@ -224,7 +226,8 @@ class RedisClientImpl final : public RedisClient {
     const int length = redisFormatCommandArgv(&encoded, static_cast<int>(args.size()), args.data(),
                                               lengths.data());
     if (length > 0) out_.append(encoded, static_cast<size_t>(length));
-    redisFreeCommand(encoded);
+    if (encoded != nullptr) redisFreeCommand(encoded);
+    return length > 0;
   }
 
   // Ends one command: it no longer counts against max_pending, then its callback runs.
@@ -318,21 +321,23 @@ class RedisClientImpl final : public RedisClient {
     parser_.emplace();
     out_.clear();
     out_offset_ = 0;
-    if (!options_.password.empty()) {
-      std::vector<std::string> auth = {"AUTH"};
-      if (!options_.username.empty()) auth.push_back(options_.username);
-      auth.push_back(options_.password);
-      Append(auth);
-      in_flight_.push_back({nullptr, connect_deadline_, /*handshake=*/true});
-    }
-    if (options_.db != 0) {
-      Append({"SELECT", absl::StrCat(options_.db)});
-      in_flight_.push_back({nullptr, connect_deadline_, /*handshake=*/true});
-    }
-    // A server that accepts connections but does not answer (stopped, overloaded) is not up.
-    Append({"PING"});
-    in_flight_.push_back({nullptr, connect_deadline_, /*handshake=*/true});
     state_ = State::kHandshake;
+    std::vector<std::vector<std::string>> handshake;
+    if (!options_.password.empty()) {
+      handshake.push_back({"AUTH"});
+      if (!options_.username.empty()) handshake.back().push_back(options_.username);
+      handshake.back().push_back(options_.password);
+    }
+    if (options_.db != 0) handshake.push_back({"SELECT", absl::StrCat(options_.db)});
+    // A server that accepts connections but does not answer (stopped, overloaded) is not up.
+    handshake.push_back({"PING"});
+    for (const std::vector<std::string>& command : handshake) {
+      if (!Append(command)) {
+        Fail(RedisErrorOp::kConnect, "out of memory");
+        return;
+      }
+      in_flight_.push_back({nullptr, connect_deadline_, /*handshake=*/true});
+    }
     Flush();
   }
 
@@ -368,7 +373,7 @@ class RedisClientImpl final : public RedisClient {
 
   // Reads what the socket has and hands out the replies. Returns false if the connection failed.
   bool ReadReplies() {
-    std::array<char, 64 * 1024> buffer;
+    std::array<char, size_t{64} * 1024> buffer;
     while (true) {
       const ssize_t n = read(fd_, buffer.data(), buffer.size());
       if (n == 0) return Fail(FailOp(), "closed by the server");

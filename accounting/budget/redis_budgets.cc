@@ -198,7 +198,8 @@ class Core : public std::enable_shared_from_this<Core> {
       args.push_back(KeyTtlMs(budget.window_end, sent, options_.retention));
     }
     RunAsync(SettleScript(), std::move(keys), std::move(args),
-             [self = shared_from_this(), settle, replay](absl::StatusOr<RedisReply> reply) {
+             [self = shared_from_this(), settle = std::move(settle),
+              replay](absl::StatusOr<RedisReply> reply) {
                self->Settled(settle, replay, reply.ok() && !reply->is_error());
              });
   }

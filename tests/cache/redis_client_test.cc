@@ -58,6 +58,7 @@ TEST_F(RedisClientTest, PipelinesThousandsOfCommandsFromManyThreadsOnOneConnecti
   std::atomic<int> answered = 0;
   std::atomic<int> failed = 0;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       // Each thread's own counter: replies in order are 1, 2, 3... if matched to their commands.
@@ -94,13 +95,13 @@ TEST_F(RedisClientTest, AnErrorReplyIsAReplyNotAFailure) {
 TEST_F(RedisClientTest, CallbacksRunOnTheIoThreadEvenWhenRefused) {
   RedisOptions dead = Options();
   dead.port = 1;  // nothing listens there
-  for (RedisOptions options : {Options(), dead}) {
+  for (const RedisOptions& options : {Options(), dead}) {
     std::unique_ptr<RedisClient> client = NewRedisClient(options);
     client->WaitUntilUp(options.port == 1 ? absl::ZeroDuration() : kPatience);
     absl::Mutex mu;
     bool done = false;
     std::thread::id callback_thread;
-    client->Command({"PING"}, [&](absl::StatusOr<RedisReply>) {
+    client->Command({"PING"}, [&](const absl::StatusOr<RedisReply>&) {
       absl::MutexLock lock(&mu);
       callback_thread = std::this_thread::get_id();
       done = true;
@@ -161,7 +162,7 @@ TEST_F(RedisClientTest, TimesOutWhenTheServerStopsAnsweringAndDropsTheLateReply)
   std::atomic<int> calls = 0;
   absl::Notification timed_out;
   absl::Status status;
-  client->Command({"SET", "k", "late"}, [&](absl::StatusOr<RedisReply> reply) {
+  client->Command({"SET", "k", "late"}, [&](const absl::StatusOr<RedisReply>& reply) {
     status = reply.status();
     if (++calls == 1) timed_out.Notify();
   });
@@ -211,13 +212,13 @@ TEST_F(RedisClientTest, RefusesCommandsBeyondMaxPending) {
   ASSERT_TRUE(server_->Pause().ok());
   std::atomic<int> answered = 0;
   for (int i = 0; i < 3; ++i) {
-    client->Command({"PING"}, [&](absl::StatusOr<RedisReply> reply) {
+    client->Command({"PING"}, [&](const absl::StatusOr<RedisReply>& reply) {
       EXPECT_TRUE(reply.ok()) << reply.status();
       ++answered;
     });
   }
   absl::Notification refused;
-  client->Command({"PING"}, [&](absl::StatusOr<RedisReply> reply) {
+  client->Command({"PING"}, [&](const absl::StatusOr<RedisReply>& reply) {
     EXPECT_EQ(reply.status().code(), absl::StatusCode::kUnavailable);
     EXPECT_THAT(reply.status().message(), HasSubstr("outstanding"));
     refused.Notify();
@@ -237,10 +238,10 @@ TEST_F(RedisClientTest, DestructionCancelsOutstandingCommands) {
   std::atomic<int> cancelled = 0;
   std::atomic<int> requeued = 0;
   for (int i = 0; i < 10; ++i) {
-    client->Command({"PING"}, [&](absl::StatusOr<RedisReply> reply) {
+    client->Command({"PING"}, [&](const absl::StatusOr<RedisReply>& reply) {
       if (absl::IsCancelled(reply.status())) ++cancelled;
       // A callback that queues more work while the client shuts down still gets its answer.
-      raw->Command({"PING"}, [&](absl::StatusOr<RedisReply> again) {
+      raw->Command({"PING"}, [&](const absl::StatusOr<RedisReply>& again) {
         if (absl::IsCancelled(again.status())) ++requeued;
       });
     });
@@ -267,7 +268,7 @@ TEST_F(RedisClientTest, CommandSyncInsideACallbackIsRefusedInsteadOfDeadlocking)
   auto client = Connect(Options());
   absl::Notification done;
   absl::Status inner;
-  client->Command({"PING"}, [&](absl::StatusOr<RedisReply>) {
+  client->Command({"PING"}, [&](const absl::StatusOr<RedisReply>&) {
     inner = client->CommandSync({"PING"}).status();
     done.Notify();
   });

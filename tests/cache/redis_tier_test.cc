@@ -176,7 +176,7 @@ TEST_F(RedisCacheTierTest, RefusesUnfinishedOversizeAndKeylessAnswers) {
   EXPECT_FALSE(tier_->Put("", Answer()));
   tier_ = NewRedisCacheTier(client_.get(), {.max_entry_bytes = 64});
   CachedResponse big = Answer();
-  big.chunks.push_back(std::string(100, 'x'));
+  big.chunks.emplace_back(100, 'x');
   EXPECT_FALSE(tier_->Put("big", big));
   EXPECT_EQ(tier_->Stats().rejected, 1u);
   EXPECT_EQ(client_->CommandSync({"DBSIZE"})->integer, 0);

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -78,7 +78,7 @@ std::string ReplyText(const redisReply* reply) {
     case REDIS_REPLY_NIL:
       return "";
     default:
-      return std::string(reply->str, reply->len);
+      return {reply->str, reply->len};
   }
 }
 
@@ -139,6 +139,7 @@ absl::Status RedisServer::Launch() {
                                    "no"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
 

@@ -237,6 +237,7 @@ TEST_F(SharedBudgetsTest, TwoReplicasUnderConcurrentLoadNeverOverspend) {
   absl::Mutex mu;
   std::vector<std::pair<SharedBudgets*, SharedHold>> kept;  // held until the end
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       SharedBudgets& budgets = *replicas[t % 2].budgets;
@@ -280,7 +281,7 @@ TEST_F(SharedBudgetsTest, ADroppedHoldReleasesItsAmount) {
     absl::StatusOr<SharedHold> hold = replica.budgets->Reserve({&daily}, kDollar, kNoon);
     ASSERT_TRUE(hold.ok()) << hold.status();
     SharedHold moved = *std::move(hold);  // the moved-from one holds nothing
-    EXPECT_FALSE(hold->held());
+    EXPECT_FALSE(hold->held());           // NOLINT(bugprone-use-after-move): what a move leaves
   }
   UsageWhen(*replica.budgets, daily,
             [](const SharedBudgetUsage& u) { return u.held_nano_usd == 0; });
@@ -476,7 +477,8 @@ TEST_F(SharedBudgetsTest, TheSettleQueueIsBoundedDroppingTheOldest) {
   }
   ASSERT_TRUE(server_->Kill().ok());
   ASSERT_TRUE(WaitFor([&] { return !replica.client->up(); }));
-  for (int i = 0; i < 3; ++i) replica.budgets->Settle(std::move(holds[i]), (i + 1) * 100, kNoon);
+  for (int i = 0; i < 3; ++i)
+    replica.budgets->Settle(std::move(holds[i]), int64_t{100} * (i + 1), kNoon);
   ASSERT_TRUE(WaitFor([&] { return replica.budgets->Stats().dropped_settles == 1; }));
   EXPECT_EQ(replica.budgets->Stats().queued_settles, 2u);
   ASSERT_TRUE(server_->Restart().ok());
