@@ -11,48 +11,26 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(cd "${SCRIPT_DIR}/.." && pwd)"
-# Models named like llama-3 count tokens with their tokenizer: scripts/fetch_vocab's vocabularies.
-export TOLLGATE_VOCAB_DIR="${TOLLGATE_VOCAB_DIR:-${REPO_DIR}/.cache/tokenizer}"
-BUILD_DIR="${BUILD_DIR:-build}"
+readonly SCRIPT_DIR
+# shellcheck source=bench/common.sh
+source "${SCRIPT_DIR}/common.sh"
 CONCURRENCY="${CONCURRENCY:-1 8 32}"
-DURATION_S="${DURATION_S:-10}"
-RESULTS_FILE="${RESULTS_FILE:-${SCRIPT_DIR}/RESULTS.md}"
 readonly COMMAND_LINE="BUILD_DIR=${BUILD_DIR} CONCURRENCY=\"${CONCURRENCY}\" DURATION_S=${DURATION_S} bench/http_overhead.sh"
-[[ "${BUILD_DIR}" = /* ]] || BUILD_DIR="${REPO_DIR}/${BUILD_DIR}"
+resolve_build_dir
 readonly API_KEY="tollgate-bench-http-key"
 
-die() { echo "http_overhead.sh: $*" >&2; exit 1; }
 command -v wrk >/dev/null || {
   echo "http_overhead.sh: installing wrk"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || die "cannot install wrk"
 }
-
-WORK_DIR="$(mktemp -d /tmp/tollgate-http-bench-XXXXXX)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "${pid}" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "${WORK_DIR}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_line FILE PATTERN: the first line of FILE matching PATTERN, within 15 s.
-wait_line() {
-  for _ in $(seq 1 150); do
-    if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  return 1
-}
+bench_init
 
 "${BUILD_DIR}/sim/tollgate-sim" --address 127.0.0.1:0 --http_address 127.0.0.1:0 --time_scale 0 \
   >"${WORK_DIR}/sim.out" 2>"${WORK_DIR}/sim.err" &
 SIM_PID=$!
-PIDS+=("${SIM_PID}")
-SIM_HTTP="$(wait_line "${WORK_DIR}/sim.out" '^tollgate-sim http listening on ' | awk '{print $NF}')" ||
-  die "tollgate-sim did not start: $(tail -n 5 "${WORK_DIR}/sim.err")"
+STARTED_PIDS+=("${SIM_PID}")
+SIM_HTTP="$(wait_for_line "${WORK_DIR}/sim.out" '^tollgate-sim http listening on ' "${SIM_PID}" |
+  awk '{print $NF}')" || die "tollgate-sim did not start: $(tail -n 5 "${WORK_DIR}/sim.err")"
 
 cat >"${WORK_DIR}/tollgate.yaml" <<YAML
 listeners: {grpc_address: "127.0.0.1:0", metrics_address: "127.0.0.1:0", http_address: "127.0.0.1:0"}
@@ -60,12 +38,8 @@ tenants: [{name: bench, api_key_sha256: ["$(printf %s "${API_KEY}" | sha256sum |
 backends: [{name: sim-http, kind: openai, base_url: "http://${SIM_HTTP}"}]
 models: [{name: llama-3-8b, backend: sim-http, prices: {input_usd_per_mtok: 0.2, output_usd_per_mtok: 0.2}}]
 YAML
-"${BUILD_DIR}/proxy/tollgate" --config "${WORK_DIR}/tollgate.yaml" >"${WORK_DIR}/tollgate.out" \
-  2>"${WORK_DIR}/tollgate.err" &
-TOLLGATE_PID=$!
-PIDS+=("${TOLLGATE_PID}")
-TOLLGATE_HTTP="$(wait_line "${WORK_DIR}/tollgate.out" '^tollgate listening' |
-  sed -E 's/.*http=([^ ]+).*/\1/')" || die "tollgate did not start: $(tail -n 5 "${WORK_DIR}/tollgate.err")"
+start_tollgate "${WORK_DIR}/tollgate.yaml"
+TOLLGATE_HTTP="$(sed -E 's/.*http=([^ ]+).*/\1/' <<<"${TOLLGATE_LINE}")"
 
 # Distinct prompts (a counter) so no layer can short-cut repeats; 16 output tokens at most.
 cat >"${WORK_DIR}/chat.lua" <<LUA
@@ -81,7 +55,6 @@ request = function()
 end
 LUA
 
-cpu_ticks() { local stat; stat="$(<"/proc/$1/stat")"; awk '{ print $12 + $13 }' <<<"${stat##*) }"; }
 # to_us VALUE: wrk's "635.91us" / "1.20ms" / "2.01s" in µs.
 to_us() {
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
@@ -116,7 +89,7 @@ for stream in false true; do
     after="$(cpu_ticks "${TOLLGATE_PID}")"
     ROWS+=("$(awk -v c="${c}" -v s="${stream}" -v d50="${d50}" -v d99="${d99}" -v p50="${p50}" \
       -v p99="${p99}" -v dn="${dn}" -v pn="${pn}" -v t=$((after - before)) \
-      -v hz="$(getconf CLK_TCK)" -v de="${de}" -v pe="${pe}" 'BEGIN {
+      -v hz="${CLOCK_TICKS_PER_S}" -v de="${de}" -v pe="${pe}" 'BEGIN {
         printf "| %s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.0f / %.0f | %.1f | %s / %s |",
           c, s == "true" ? "stream" : "unary", d50, d99, p50, p99, p50 - d50, p99 - d99,
           dn / '"${DURATION_S}"', pn / '"${DURATION_S}"', (pn > 0 ? t * 1e6 / hz / pn : 0), de, pe }')")
@@ -147,13 +120,6 @@ section="${WORK_DIR}/section.md"
   echo "<!-- http:end -->"
 } >"${section}"
 
-# Replace the section in RESULTS_FILE, or append it.
-if grep -q '<!-- http:begin' "${RESULTS_FILE}" 2>/dev/null; then
-  awk -v f="${section}" '/<!-- http:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
-                         /<!-- http:end -->/ { skip = 0; next } !skip' "${RESULTS_FILE}" >"${WORK_DIR}/out.md"
-  cp "${WORK_DIR}/out.md" "${RESULTS_FILE}"
-else
-  { echo; cat "${section}"; } >>"${RESULTS_FILE}"
-fi
+replace_section "${RESULTS_FILE}" http "${section}"
 cat "${section}"
 echo "wrote ${RESULTS_FILE}"

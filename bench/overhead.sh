@@ -6,7 +6,8 @@
 #
 # For each rate it runs tollgate-bench open loop, unary, first straight at the simulator and then
 # through Tollgate, back to back; then one streaming pair. It prints a table and writes it, with
-# the command and a description of the machine, to bench/RESULTS.md (RESULTS_FILE overrides).
+# the command and a description of the machine, at the top of bench/RESULTS.md (RESULTS_FILE
+# overrides), keeping the sections the other bench scripts write there.
 #
 # Inputs (environment): BUILD_DIR (default build; holds sim/tollgate-sim, proxy/tollgate and
 # bench/tollgate-bench), RATES (default "200 1000 2000", requests/s), DURATION_S (default 10,
@@ -15,85 +16,30 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_DIR="$(cd "${SCRIPT_DIR}/.." && pwd)"
-# Models named like llama-3 count tokens with their tokenizer: scripts/fetch_vocab's vocabularies.
-export TOLLGATE_VOCAB_DIR="${TOLLGATE_VOCAB_DIR:-${REPO_DIR}/.cache/tokenizer}"
-readonly SCRIPT_DIR REPO_DIR
-BUILD_DIR="${BUILD_DIR:-build}"
+readonly SCRIPT_DIR
+# shellcheck source=bench/common.sh
+source "${SCRIPT_DIR}/common.sh"
 RATES="${RATES:-200 1000 2000}"
-DURATION_S="${DURATION_S:-10}"
-WARMUP_S="${WARMUP_S:-1}"
 STREAM_RATE="${STREAM_RATE:-${RATES%% *}}"
-RESULTS_FILE="${RESULTS_FILE:-${SCRIPT_DIR}/RESULTS.md}"
 readonly API_KEY="tollgate-bench-overhead-key"
-readonly STARTUP_TIMEOUT_S=15
 
 readonly COMMAND_LINE="BUILD_DIR=${BUILD_DIR} RATES=\"${RATES}\" DURATION_S=${DURATION_S} \
 WARMUP_S=${WARMUP_S} STREAM_RATE=${STREAM_RATE} bench/overhead.sh"
+resolve_build_dir
 
-# A relative BUILD_DIR is taken from the repository root, as in the examples.
-[[ "${BUILD_DIR}" = /* ]] || BUILD_DIR="${REPO_DIR}/${BUILD_DIR}"
-readonly SIM="${BUILD_DIR}/sim/tollgate-sim"
-readonly TOLLGATE="${BUILD_DIR}/proxy/tollgate"
-readonly BENCH="${BUILD_DIR}/bench/tollgate-bench"
-
-die() {
-  echo "overhead.sh: $*" >&2
-  exit 1
-}
-
-for binary in "${SIM}" "${TOLLGATE}" "${BENCH}"; do
-  [[ -x "${binary}" ]] || die "missing ${binary} (build it: ninja -C ${BUILD_DIR} $(basename "${binary}"))"
-done
-[[ "${DURATION_S}" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "DURATION_S must be a number of seconds"
-[[ "${WARMUP_S}" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "WARMUP_S must be a number of seconds"
-for rate in ${RATES} ${STREAM_RATE}; do
-  [[ "${rate}" =~ ^[0-9]+$ && "${rate}" -gt 0 ]] || die "rates must be positive integers: ${rate}"
-done
+require_binaries "${BUILD_DIR}/sim/tollgate-sim" "${BUILD_DIR}/proxy/tollgate" \
+  "${BUILD_DIR}/bench/tollgate-bench"
+require_seconds DURATION_S "${DURATION_S}"
+require_seconds WARMUP_S "${WARMUP_S}"
+# shellcheck disable=SC2086  # word splitting intended
+require_positive_integers rates ${RATES} ${STREAM_RATE}
 
 # Other work on the machine skews the figures; the report says how busy it was.
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
-WORK_DIR="$(mktemp -d -t tollgate-overhead.XXXXXX)"
-STARTED_PIDS=()
-# Stops what this script started: SIGTERM, up to 10 s for a graceful exit, then SIGKILL.
-cleanup() {
-  local pid
-  for pid in "${STARTED_PIDS[@]}"; do kill "${pid}" 2>/dev/null || true; done
-  for _ in $(seq 100); do
-    local alive=0
-    for pid in "${STARTED_PIDS[@]}"; do kill -0 "${pid}" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1
-  done
-  for pid in "${STARTED_PIDS[@]}"; do kill -KILL "${pid}" 2>/dev/null || true; done
-  rm -rf "${WORK_DIR}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# wait_for_line FILE PATTERN PID: prints the first line of FILE matching PATTERN; fails when PID
-# exits first or after STARTUP_TIMEOUT_S.
-wait_for_line() {
-  local file="$1" pattern="$2" pid="$3" line
-  for _ in $(seq $((STARTUP_TIMEOUT_S * 10))); do
-    line="$(grep -m1 -E "${pattern}" "${file}" 2>/dev/null || true)"
-    if [[ -n "${line}" ]]; then
-      echo "${line}"
-      return 0
-    fi
-    kill -0 "${pid}" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
+bench_init
 
 # --- start the simulator and Tollgate in front of it -------------------------------------------
-"${SIM}" --address 127.0.0.1:0 --time_scale 0 >"${WORK_DIR}/sim.out" 2>"${WORK_DIR}/sim.err" &
-SIM_PID=$!
-STARTED_PIDS+=("${SIM_PID}")
-sim_line="$(wait_for_line "${WORK_DIR}/sim.out" '^tollgate-sim listening on ' "${SIM_PID}")" ||
-  die "tollgate-sim did not start: $(tail -n 5 "${WORK_DIR}/sim.err")"
-SIM_ADDRESS="${sim_line##* }"
+start_sim --time_scale 0
 
 API_KEY_SHA256="$(printf %s "${API_KEY}" | sha256sum | cut -d' ' -f1)"
 cat >"${WORK_DIR}/tollgate.yaml" <<EOF
@@ -102,69 +48,16 @@ tenants: [{name: bench, api_key_sha256: ["${API_KEY_SHA256}"]}]
 backends: [{name: sim-remote, kind: grpc, address: "${SIM_ADDRESS}"}]
 models: [{name: llama-3-8b, backend: sim-remote, prices: {input_usd_per_mtok: 0.2, output_usd_per_mtok: 0.2}}]
 EOF
-"${TOLLGATE}" --config "${WORK_DIR}/tollgate.yaml" >"${WORK_DIR}/tollgate.out" \
-  2>"${WORK_DIR}/tollgate.err" &
-TOLLGATE_PID=$!
-STARTED_PIDS+=("${TOLLGATE_PID}")
-tollgate_line="$(wait_for_line "${WORK_DIR}/tollgate.out" '^tollgate listening grpc=' \
-  "${TOLLGATE_PID}")" || die "tollgate did not start: $(tail -n 5 "${WORK_DIR}/tollgate.err")"
-TOLLGATE_ADDRESS="$(sed -E 's/.*grpc=([^ ]+).*/\1/' <<<"${tollgate_line}")"
-METRICS_ADDRESS="$(sed -E 's/.*metrics=([^ ]+).*/\1/' <<<"${tollgate_line}")"
+start_tollgate "${WORK_DIR}/tollgate.yaml"
 echo "tollgate-sim at ${SIM_ADDRESS} (pid ${SIM_PID}); tollgate at ${TOLLGATE_ADDRESS} (pid ${TOLLGATE_PID})"
 
 # --- measurement helpers ------------------------------------------------------------------------
-CLOCK_TICKS_PER_S="$(getconf CLK_TCK)"
-readonly CLOCK_TICKS_PER_S
-
-# utime + stime of PID in clock ticks (fields 14 and 15 of /proc/PID/stat; the command name in
-# field 2 may hold spaces, so count from after its closing parenthesis).
-cpu_ticks() {
-  local stat
-  stat="$(<"/proc/$1/stat")"
-  awk '{ print $12 + $13 }' <<<"${stat##*) }"
-}
-
 # pipeline_seconds: "sum count" of tollgate_overhead_seconds (Tollgate's own time per request,
 # backend and gRPC transport excluded), summed over models.
 pipeline_seconds() {
   curl -fs "http://${METRICS_ADDRESS}/metrics" |
     awk '/^tollgate_overhead_seconds_sum/ { s += $2 } /^tollgate_overhead_seconds_count/ { c += $2 }
          END { printf "%.9f %d\n", s, c }'
-}
-
-# per_request TICKS REQUESTS: CPU-µs per request.
-per_request() {
-  awk -v t="$1" -v hz="${CLOCK_TICKS_PER_S}" -v n="$2" \
-    'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "n/a" }'
-}
-
-# requests_in RESULT_LINE: every request a run completed, warm-up included.
-requests_in() {
-  echo $(($(field "$1" ok) + $(field "$1" errors) + $(field "$1" warmup)))
-}
-
-# field LINE KEY: the value of KEY=value in a RESULT line.
-field() {
-  sed -nE "s/.*[ ]$2=([^ ]+).*/\1/p" <<<"$1"
-}
-
-# run_bench NAME TARGET MODE RATE: runs tollgate-bench, keeping its output in WORK_DIR/NAME.out.
-# In the background, so that a signal to this script is handled at once.
-run_bench() {
-  local name="$1" target="$2" mode="$3" rate="$4"
-  local limit_s bench_pid
-  limit_s="$(awk -v d="${DURATION_S}" -v w="${WARMUP_S}" 'BEGIN { printf "%d", d + w + 60 }')"
-  timeout "${limit_s}" "${BENCH}" --target "${target}" --api_key "${API_KEY}" \
-    --mode "${mode}" --rate "${rate}" --duration_s "${DURATION_S}" --warmup_s "${WARMUP_S}" \
-    --deadline_ms 10000 >"${WORK_DIR}/${name}.out" 2>&1 &
-  bench_pid=$!
-  STARTED_PIDS+=("${bench_pid}")
-  wait "${bench_pid}" || die "tollgate-bench ${name} failed: $(tail -n 5 "${WORK_DIR}/${name}.out")"
-}
-
-# result_line NAME: the RESULT line of run NAME.
-result_line() {
-  grep -m1 '^RESULT ' "${WORK_DIR}/$1.out" || die "no RESULT line from $1"
 }
 
 ROWS=()
@@ -223,21 +116,6 @@ for rate in ${RATES}; do measure_pair unary "${rate}"; done
 measure_pair stream "${STREAM_RATE}"
 
 # --- report -------------------------------------------------------------------------------------
-build_type="$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "${BUILD_DIR}/CMakeCache.txt" 2>/dev/null || true)"
-# How proxy/main.cc was compiled: the flags that decide speed, and the compiler.
-tollgate_compile="$(grep -m1 -o '"command": "[^"]*proxy/main\.cc"' \
-  "${BUILD_DIR}/compile_commands.json" 2>/dev/null || true)"
-compile_flags="$(grep -oE -- ' (-O[0-9a-z]*|-g[0-9]*|-DNDEBUG|-march=[^ ]+|-flto[^ ]*)' \
-  <<<"${tollgate_compile}" | tr -d '\n' | sed 's/^ //' || true)"
-compiler="$(sed -E 's/^"command": "([^ ]+).*/\1/' <<<"${tollgate_compile}")"
-compiler_version="$("${compiler:-c++}" --version 2>/dev/null | head -n 1 || true)"
-revision="$(git -C "${REPO_DIR}" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [[ -n "$(git -C "${REPO_DIR}" status --porcelain --untracked-files=no -- . ":!bench/RESULTS.md" 2>/dev/null)" ]]; then
-  revision="${revision} with uncommitted changes in the working tree"
-fi
-cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
-
 {
   echo "# Tollgate overhead"
   echo
@@ -247,10 +125,7 @@ memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- Command: \`${COMMAND_LINE}\`"
-  echo "- Machine: $(nproc) CPUs (${cpu_model:-unknown CPU}), ${memory} memory, Linux $(uname -r)"
-  echo "- Build: CMAKE_BUILD_TYPE=${build_type:-unset (the project default)}, tollgate compiled" \
-    "with \`${compile_flags:-unknown flags}\` by ${compiler_version:-an unknown compiler}"
-  echo "- Source: revision ${revision}"
+  describe_build
   echo "- Load average (1, 5, 15 min): ${LOAD_BEFORE} before the runs, $(cut -d' ' -f1-3 /proc/loadavg) after"
   echo "- Load generator, simulator and Tollgate share the machine's CPUs; each run measures" \
     "${DURATION_S} s after a ${WARMUP_S} s warm-up, with distinct 200-byte prompts and" \
@@ -261,7 +136,7 @@ memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "requests it completed; sim CPU-µs/req is the same for tollgate-sim over the direct run,"
   echo "the cost of one gRPC server hop plus generation, for scale. Tollgate makes two hops"
   echo "(client to Tollgate, Tollgate to backend). Pipeline µs/req is Tollgate's own time per"
-  echo "request from its \\`tollgate_overhead_seconds\\` histogram: auth, routing, pricing and metrics,"
+  echo "request from its \`tollgate_overhead_seconds\` histogram: auth, routing, pricing and metrics,"
   echo "with the backend and the gRPC transport excluded."
   echo "Errors count failed and dropped requests, direct / proxied."
   echo "Each figure comes from one run: on a machine shared with other work a p99 can move by"
@@ -283,14 +158,11 @@ memory="$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 
 echo
 cat "${WORK_DIR}/RESULTS.md"
-# Keep the HTTP path's section, which bench/http_overhead.sh writes.
-if grep -q '<!-- http:begin' "${RESULTS_FILE}" 2>/dev/null; then
-  { echo; sed -n '/<!-- http:begin/,/<!-- http:end -->/p' "${RESULTS_FILE}"; } >>"${WORK_DIR}/RESULTS.md"
-fi
-# So is everything after the HTTP section (the tokenizer figures, written by hand from
-# tollgate-tokenizer-bench).
-if grep -q '<!-- http:end -->' "${RESULTS_FILE}" 2>/dev/null; then
-  sed -n '/<!-- http:end -->/,$p' "${RESULTS_FILE}" | tail -n +2 >>"${WORK_DIR}/RESULTS.md"
+# This script owns the top of the file, up to the first section another one writes (a line
+# `<!-- NAME:begin`: the HTTP path, the response cache); those and everything after them (the
+# tokenizer figures, written by hand) are kept.
+if grep -q '^<!-- [a-z_]*:begin' "${RESULTS_FILE}" 2>/dev/null; then
+  { echo; sed -n '/^<!-- [a-z_]*:begin/,$p' "${RESULTS_FILE}"; } >>"${WORK_DIR}/RESULTS.md"
 fi
 cp "${WORK_DIR}/RESULTS.md" "${RESULTS_FILE}"
 echo
