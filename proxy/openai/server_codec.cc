@@ -60,6 +60,28 @@ absl::Status ReadStreamAndUser(const FieldReader& request, ParsedRequest& parsed
   return absl::OkStatus();
 }
 
+absl::StatusOr<ParsedRequest> ParseCompletions(std::string_view json, bool allow_batch) {
+  TG_ASSIGN_OR_RETURN(rapidjson::Document document, http::json::ParseJsonObject(json));
+  FieldReader request(document, "");
+  ParsedRequest parsed;
+  TG_RETURN_IF_ERROR(ReadSampling(request, parsed.generate));
+  const rapidjson::Value* prompt = request.Find("prompt");
+  if (prompt == nullptr) return absl::InvalidArgumentError("prompt: required");
+  if (prompt->IsArray() && prompt->Size() > 0 && (*prompt)[0].IsNumber()) {
+    return absl::InvalidArgumentError("prompt: token-id prompts are not supported");
+  }
+  TG_ASSIGN_OR_RETURN(parsed.prompts, request.StringOrStrings("prompt"));
+  if (parsed.prompts.size() > 1 && !allow_batch) {
+    return absl::InvalidArgumentError("batched prompts are not supported yet");
+  }
+  if (parsed.prompts.empty()) return absl::InvalidArgumentError("prompt: must not be empty");
+  parsed.generate.set_prompt(parsed.prompts.front());
+  TG_ASSIGN_OR_RETURN(std::optional<uint32_t> max_tokens, request.OptionalUint32("max_tokens"));
+  if (max_tokens.has_value()) parsed.generate.mutable_params()->set_max_tokens(*max_tokens);
+  TG_RETURN_IF_ERROR(ReadStreamAndUser(request, parsed));
+  return parsed;
+}
+
 // Cost as dollars for people and nano-dollars for exact accounting.
 void WriteCost(JsonWriter& json, const v1::Cost* cost) {
   if (cost == nullptr) return;
@@ -173,25 +195,11 @@ absl::StatusOr<ParsedRequest> ParseChatCompletionsRequest(std::string_view json)
 }
 
 absl::StatusOr<ParsedRequest> ParseCompletionsRequest(std::string_view json) {
-  TG_ASSIGN_OR_RETURN(rapidjson::Document document, http::json::ParseJsonObject(json));
-  FieldReader request(document, "");
-  ParsedRequest parsed;
-  TG_RETURN_IF_ERROR(ReadSampling(request, parsed.generate));
-  const rapidjson::Value* prompt = request.Find("prompt");
-  if (prompt == nullptr) return absl::InvalidArgumentError("prompt: required");
-  if (prompt->IsArray() && prompt->Size() > 0 && (*prompt)[0].IsNumber()) {
-    return absl::InvalidArgumentError("prompt: token-id prompts are not supported");
-  }
-  TG_ASSIGN_OR_RETURN(std::vector<std::string> prompts, request.StringOrStrings("prompt"));
-  if (prompts.size() > 1) {
-    return absl::InvalidArgumentError("batched prompts are not supported yet");
-  }
-  if (prompts.empty()) return absl::InvalidArgumentError("prompt: must not be empty");
-  parsed.generate.set_prompt(std::move(prompts.front()));
-  TG_ASSIGN_OR_RETURN(std::optional<uint32_t> max_tokens, request.OptionalUint32("max_tokens"));
-  if (max_tokens.has_value()) parsed.generate.mutable_params()->set_max_tokens(*max_tokens);
-  TG_RETURN_IF_ERROR(ReadStreamAndUser(request, parsed));
-  return parsed;
+  return ParseCompletions(json, /*allow_batch=*/false);
+}
+
+absl::StatusOr<ParsedRequest> ParseBatchCompletionsRequest(std::string_view json) {
+  return ParseCompletions(json, /*allow_batch=*/true);
 }
 
 absl::StatusOr<ParsedRequest> ParseEmbeddingsRequest(std::string_view json) {
@@ -275,16 +283,27 @@ std::string UsageChunkJson(const v1::Usage& usage, std::string_view id, std::str
 
 std::string CompletionJson(const v1::GenerateResponse& r, std::string_view id,
                            std::string_view model, int64_t created, const v1::Cost* cost) {
+  return BatchCompletionJson({&r, 1}, r.has_usage() ? &r.usage() : nullptr, id, model, created,
+                             cost);
+}
+
+std::string BatchCompletionJson(absl::Span<const v1::GenerateResponse> choices,
+                                const v1::Usage* usage, std::string_view id, std::string_view model,
+                                int64_t created, const v1::Cost* cost) {
   JsonWriter json;
   json.StartObject();
   WriteHeader(json, id, "text_completion", created, model);
-  json.Key("choices").StartArray().StartObject();
-  json.Key("text").String(r.text());
-  json.Key("index").Int(0);
-  json.Key("logprobs").Null();
-  json.Key("finish_reason").StringOrNull(FinishReasonName(r.finish_reason()));
-  json.EndObject().EndArray();
-  if (r.has_usage()) WriteUsage(json, r.usage());
+  json.Key("choices").StartArray();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    json.StartObject();
+    json.Key("text").String(choices[i].text());
+    json.Key("index").Uint(i);
+    json.Key("logprobs").Null();
+    json.Key("finish_reason").StringOrNull(FinishReasonName(choices[i].finish_reason()));
+    json.EndObject();
+  }
+  json.EndArray();
+  if (usage != nullptr) WriteUsage(json, *usage);
   WriteCost(json, cost);
   json.EndObject();
   return json.Take();

@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "tollgate/v1/inference.pb.h"
 
 namespace tollgate::openai {
@@ -38,6 +39,9 @@ struct ParsedRequest {
   std::string user;            // "user" field if present
   // Embeddings: encoding_format "base64" (the OpenAI Python SDK's default).
   bool base64_embeddings = false;
+  // Completions: every prompt in order; `generate` holds the first, and its other fields are
+  // shared by all of them.
+  std::vector<std::string> prompts;
 };
 
 // INVALID_ARGUMENT with a message naming the field ("messages[1].content: expected a string") for
@@ -48,6 +52,10 @@ absl::StatusOr<ParsedRequest> ParseChatCompletionsRequest(std::string_view json)
 // prompt: a string or an array of one string (more → INVALID_ARGUMENT "batched prompts are not
 // supported yet"; token-id arrays → INVALID_ARGUMENT).
 absl::StatusOr<ParsedRequest> ParseCompletionsRequest(std::string_view json);
+// For servers that answer OpenAI's batched completions (tollgate-sim): as ParseCompletionsRequest,
+// but prompt may also be an array of several strings, all in `prompts`. Empty arrays, token ids
+// and non-string items are INVALID_ARGUMENT naming the item ("prompt[1]: expected a string").
+absl::StatusOr<ParsedRequest> ParseBatchCompletionsRequest(std::string_view json);
 // input: a string or a non-empty array of strings; encoding_format "float" (default) or "base64".
 absl::StatusOr<ParsedRequest> ParseEmbeddingsRequest(std::string_view json);
 
@@ -67,6 +75,11 @@ std::string UsageChunkJson(const v1::Usage& usage, std::string_view id, std::str
 // The "text_completion" shapes of /v1/completions, analogous to the chat ones.
 std::string CompletionJson(const v1::GenerateResponse& r, std::string_view id,
                            std::string_view model, int64_t created, const v1::Cost* cost);
+// The answer to a batched completions request: choice i (with "index": i) is choices[i]'s text
+// and finish reason; `usage` (null: none) is the whole call's, as OpenAI reports one per call.
+std::string BatchCompletionJson(absl::Span<const v1::GenerateResponse> choices,
+                                const v1::Usage* usage, std::string_view id, std::string_view model,
+                                int64_t created, const v1::Cost* cost);
 std::string CompletionChunkJson(std::string_view text, v1::FinishReason finish, std::string_view id,
                                 std::string_view model, int64_t created);
 std::string CompletionUsageChunkJson(const v1::Usage& usage, std::string_view id,

@@ -1,6 +1,7 @@
 #include <rapidjson/document.h>
 
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -156,6 +157,46 @@ TEST(OpenAiServerCodec, ParsesCompletionsWithAStringOrOnePrompt) {
             "prompt[1]: expected a string");
 }
 
+absl::Status BatchError(const std::string& body) {
+  return ParseBatchCompletionsRequest(body).status();
+}
+
+TEST(OpenAiServerCodec, ParsesBatchedPromptsInOrderForServersThatAnswerThem) {
+  absl::StatusOr<ParsedRequest> parsed = ParseBatchCompletionsRequest(
+      R"({"model":"m","prompt":["first","","third"],"max_tokens":4,"temperature":0})");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_THAT(parsed->prompts, ElementsAre("first", "", "third"));
+  EXPECT_EQ(parsed->generate.prompt(), "first");
+  EXPECT_EQ(parsed->generate.params().max_tokens(), 4u);
+  EXPECT_TRUE(parsed->generate.params().has_temperature());
+  parsed = ParseBatchCompletionsRequest(R"({"model":"m","prompt":"one","stream":true})");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_THAT(parsed->prompts, ElementsAre("one"));
+  EXPECT_TRUE(parsed->stream);
+  // The single-prompt parser fills `prompts` too.
+  EXPECT_THAT(ParseCompletionsRequest(R"({"model":"m","prompt":["x"]})")->prompts,
+              ElementsAre("x"));
+}
+
+TEST(OpenAiServerCodec, RejectsMalformedBatchedPromptsNamingTheItem) {
+  EXPECT_EQ(BatchError(R"({"model":"m","prompt":[]})").message(), "prompt: must not be empty");
+  EXPECT_EQ(BatchError(R"({"model":"m","prompt":["a",2]})").message(),
+            "prompt[1]: expected a string");
+  EXPECT_EQ(BatchError(R"({"model":"m","prompt":["a",null]})").message(),
+            "prompt[1]: expected a string");
+  EXPECT_EQ(BatchError(R"({"model":"m","prompt":[["a"],["b"]]})").message(),
+            "prompt[0]: expected a string");
+  EXPECT_EQ(BatchError(R"({"model":"m","prompt":[[1,2],[3]]})").message(),
+            "prompt[0]: expected a string");
+  EXPECT_EQ(BatchError(R"({"model":"m","prompt":[1,2,3]})").message(),
+            "prompt: token-id prompts are not supported");
+  EXPECT_EQ(BatchError(R"({"model":"m","prompt":{"a":1}})").message(),
+            "prompt: expected a string or an array of strings");
+  EXPECT_EQ(BatchError(R"({"model":"m","prompt":["a","b"],"n":2})").message(),
+            "n: only 1 is supported");
+  EXPECT_THAT(BatchError(R"({"model":"m","prompt":["a",)").message(), HasSubstr("invalid JSON"));
+}
+
 TEST(OpenAiServerCodec, ParsesEmbeddingsInputsAndEncodingFormat) {
   absl::StatusOr<ParsedRequest> parsed = ParseEmbeddingsRequest(
       R"({"model":"text-embedding-3-small","input":["a","b"],"encoding_format":"base64"})");
@@ -258,6 +299,31 @@ TEST(OpenAiServerCodec, EncodesTextCompletionShapes) {
       Json(CompletionUsageChunkJson(Answer().usage(), "cmpl-1", "m", 3, nullptr));
   EXPECT_STREQ(usage["object"].GetString(), "text_completion");
   EXPECT_TRUE(usage["choices"].Empty());
+}
+
+TEST(OpenAiServerCodec, EncodesABatchedCompletionWithOneChoicePerPromptAndOneUsage) {
+  v1::GenerateResponse first = Answer();
+  v1::GenerateResponse second;
+  second.set_text("second");
+  second.set_finish_reason(v1::FINISH_REASON_STOP);
+  const std::vector<v1::GenerateResponse> choices = {first, second};
+  v1::Usage usage;
+  usage.set_input_tokens(30);
+  usage.set_output_tokens(12);
+  rapidjson::Document doc = Json(BatchCompletionJson(choices, &usage, "cmpl-2", "m", 3, nullptr));
+  EXPECT_STREQ(doc["object"].GetString(), "text_completion");
+  ASSERT_EQ(doc["choices"].Size(), 2u);
+  EXPECT_EQ(doc["choices"][0]["index"].GetInt(), 0);
+  EXPECT_STREQ(doc["choices"][0]["text"].GetString(), "Hello \"world\"");
+  EXPECT_STREQ(doc["choices"][0]["finish_reason"].GetString(), "length");
+  EXPECT_EQ(doc["choices"][1]["index"].GetInt(), 1);
+  EXPECT_STREQ(doc["choices"][1]["text"].GetString(), "second");
+  EXPECT_STREQ(doc["choices"][1]["finish_reason"].GetString(), "stop");
+  EXPECT_EQ(doc["usage"]["prompt_tokens"].GetInt(), 30);
+  EXPECT_EQ(doc["usage"]["completion_tokens"].GetInt(), 12);
+  EXPECT_EQ(doc["usage"]["total_tokens"].GetInt(), 42);
+  EXPECT_FALSE(
+      Json(BatchCompletionJson(choices, nullptr, "c", "m", 3, nullptr)).HasMember("usage"));
 }
 
 TEST(OpenAiServerCodec, EncodesEmbeddingsAsFloatsOrBase64) {
