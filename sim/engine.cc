@@ -3,10 +3,15 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "sim/engine_request.h"
 #include "sim/generator.h"
 
 namespace tollgate::sim {
+
+double KvCapacityBytesFor(const GpuSpec& gpu, uint32_t gpu_count, const ModelShape& served) {
+  return gpu.memory_bytes * gpu_count * kGpuMemoryUtilization - served.WeightBytes();
+}
 
 SimEngine::SimEngine(EngineOptions options)
     : options_(std::move(options)),
@@ -35,6 +40,7 @@ SimEngine::~SimEngine() {
     outbox.FinishAll(running_, shutdown);
     outbox.FinishAll(embedding_, shutdown);
     outbox.FinishAll(waiting, shutdown);
+    FinishAllStaticLocked(outbox, shutdown);
   }
   outbox.Deliver();
 }
@@ -43,26 +49,43 @@ SimEngine::RequestId SimEngine::NextIdLocked() { return next_id_++; }
 
 SimEngine::RequestId SimEngine::Submit(const v1::GenerateRequest& request, const ModelShape& shape,
                                        Callbacks cb) {
-  auto entry = std::make_unique<Request>();
+  std::vector<Callbacks> callbacks;
+  callbacks.push_back(std::move(cb));
+  return SubmitBatch({&request, 1}, shape, std::move(callbacks)).front();
+}
+
+std::vector<SimEngine::RequestId> SimEngine::SubmitBatch(
+    absl::Span<const v1::GenerateRequest> requests, const ModelShape& shape,
+    std::vector<Callbacks> callbacks) {
+  std::vector<std::unique_ptr<Request>> entries;
+  std::vector<RequestId> ids;
   {
     absl::MutexLock lock(&mu_);
-    entry->id = NextIdLocked();
+    for (size_t i = 0; i < requests.size(); ++i) {
+      entries.push_back(std::make_unique<Request>());
+      entries.back()->id = NextIdLocked();
+      ids.push_back(entries.back()->id);
+    }
   }
-  const RequestId id = entry->id;
-  if (absl::Status status = ValidateRequest(request); !status.ok()) {
-    cb.on_done(status, v1::GenerateResponse());
-    return id;
+  absl::Status status;
+  for (const v1::GenerateRequest& request : requests) {
+    status.Update(ValidateRequest(request));
   }
-  entry->shape = shape;
-  entry->output = Generate(request);
-  entry->prompt_tokens = entry->output.prompt_tokens;
-  entry->callbacks = std::move(cb);
-  if (options_.time_scale > 0) {
-    Enqueue(std::move(entry));
-  } else {
-    RunSynchronously(std::move(entry));
+  for (size_t i = 0; status.ok() && i < requests.size(); ++i) {
+    entries[i]->shape = shape;
+    entries[i]->output = Generate(requests[i]);
+    entries[i]->prompt_tokens = entries[i]->output.prompt_tokens;
   }
-  return id;
+  if (status.ok()) status = CheckFits(entries, static_cast<uint32_t>(entries.size()));
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (status.ok()) {
+      entries[i]->callbacks = std::move(callbacks[i]);
+    } else {
+      callbacks[i].on_done(status, v1::GenerateResponse());
+    }
+  }
+  if (status.ok()) Dispatch(std::move(entries), static_cast<uint32_t>(requests.size()));
+  return ids;
 }
 
 void SimEngine::SubmitEmbed(const v1::EmbedRequest& request, const ModelShape& shape,
@@ -76,7 +99,9 @@ void SimEngine::SubmitEmbed(const v1::EmbedRequest& request, const ModelShape& s
   for (const std::string& input : request.inputs()) {
     const std::vector<float> vector = Embed(request.model(), input);
     entry->embed_response.add_embeddings()->mutable_values()->Add(vector.begin(), vector.end());
-    entry->prompt_tokens += CountEmbedTokens(input);
+    const uint32_t tokens = CountEmbedTokens(input);
+    entry->prompt_tokens += tokens;
+    entry->longest_input_tokens = std::max<uint64_t>(entry->longest_input_tokens, tokens);
   }
   v1::Usage* usage = entry->embed_response.mutable_usage();
   usage->set_input_tokens(entry->prompt_tokens);
@@ -86,10 +111,64 @@ void SimEngine::SubmitEmbed(const v1::EmbedRequest& request, const ModelShape& s
     absl::MutexLock lock(&mu_);
     entry->id = NextIdLocked();
   }
-  if (options_.time_scale > 0) {
-    Enqueue(std::move(entry));
-  } else {
-    RunSynchronously(std::move(entry));
+  std::vector<std::unique_ptr<Request>> entries;
+  entries.push_back(std::move(entry));
+  const auto batch_size = static_cast<uint32_t>(request.inputs_size());
+  if (absl::Status status = CheckFits(entries, batch_size); !status.ok()) {
+    entries.front()->on_embed_done(status);
+    return;
+  }
+  Dispatch(std::move(entries), batch_size);
+}
+
+absl::Status SimEngine::CheckFits(const std::vector<std::unique_ptr<Request>>& requests,
+                                  uint32_t batch_size) const {
+  const bool static_mode = options_.batch_mode == BatchMode::kStatic;
+  if (static_mode && batch_size > options_.max_static_batch) {
+    return absl::InvalidArgumentError(absl::StrCat("a batch of ", batch_size,
+                                                   " inputs exceeds the static batch limit of ",
+                                                   options_.max_static_batch));
+  }
+  const uint64_t capacity = options_.kv_capacity_bytes;
+  if (capacity == 0) return absl::OkStatus();
+  // A static call holds all its items' KV to its end; continuous mode needs each to fit alone.
+  uint64_t call_bytes = 0;
+  for (const std::unique_ptr<Request>& request : requests) {
+    const uint64_t bytes = request->FinalKvBytes();
+    call_bytes += bytes;
+    if (bytes > capacity || (static_mode && call_bytes > capacity)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the prompt and answer (", request->prompt_tokens, " + ", request->output.tokens.size(),
+          " tokens", static_mode && requests.size() > 1 ? " with the rest of its static batch" : "",
+          ") need ", static_mode ? call_bytes : bytes,
+          " bytes of KV cache, more than the simulated server's ", capacity));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void SimEngine::Dispatch(std::vector<std::unique_ptr<Request>> requests, uint32_t batch_size) {
+  if (options_.time_scale == 0) {
+    for (std::unique_ptr<Request>& request : requests) RunSynchronously(std::move(request));
+    return;
+  }
+  {
+    // All at once: a batch's requests join the same step.
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      if (options_.batch_mode == BatchMode::kContinuous) {
+        for (std::unique_ptr<Request>& request : requests) waiting_.push_back(std::move(request));
+      } else {
+        auto call = std::make_unique<StaticCall>();
+        call->items = std::move(requests);
+        call->batch_size = batch_size;
+        static_waiting_.push_back(std::move(call));
+      }
+      return;
+    }
+  }
+  for (std::unique_ptr<Request>& request : requests) {
+    request->Finish(absl::UnavailableError("simulator engine shut down"));
   }
 }
 
@@ -109,17 +188,6 @@ void SimEngine::RunSynchronously(std::unique_ptr<Request> request) {
   outbox.Deliver();
 }
 
-void SimEngine::Enqueue(std::unique_ptr<Request> request) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!stopping_) {
-      waiting_.push_back(std::move(request));
-      return;
-    }
-  }
-  request->Finish(absl::UnavailableError("simulator engine shut down"));
-}
-
 void SimEngine::Cancel(RequestId id) {
   {
     absl::MutexLock lock(&mu_);
@@ -131,6 +199,8 @@ void SimEngine::Cancel(RequestId id) {
                it != waiting_.end() && !(*it)->is_embed()) {
       cancelled_.push_back(std::move(*it));
       waiting_.erase(it);
+    } else if (std::unique_ptr<Request> item = TakeStaticLocked(id); item != nullptr) {
+      cancelled_.push_back(std::move(item));
     } else {
       return;
     }
@@ -140,24 +210,31 @@ void SimEngine::Cancel(RequestId id) {
 
 SimEngine::Stats SimEngine::GetStats() const {
   absl::MutexLock lock(&mu_);
-  uint64_t kv_cache_bytes = 0;
+  Stats stats{static_cast<uint32_t>(running_.size()), static_cast<uint32_t>(waiting_.size()),
+              prompt_tokens_total_, generation_tokens_total_};
   for (const std::unique_ptr<Request>& request : running_) {
-    const uint64_t blocks = (request->kv_tokens() + kKvBlockTokens - 1) / kKvBlockTokens;
-    kv_cache_bytes += blocks * kKvBlockTokens * request->shape.KvBytesPerToken();
+    stats.kv_cache_bytes += request->KvBytes(request->kv_tokens());
   }
-  return Stats{static_cast<uint32_t>(running_.size()),
-               static_cast<uint32_t>(waiting_.size()),
-               prompt_tokens_total_,
-               generation_tokens_total_,
-               kv_cache_bytes,
-               requests_total_};
+  stats.requests_total = requests_total_;
+  stats.num_preemptions = num_preemptions_;
+  AddStaticStatsLocked(stats);
+  return stats;
 }
 
 bool SimEngine::HasWorkLocked() const {
-  return stopping_ || !waiting_.empty() || !running_.empty() || !cancelled_.empty();
+  return stopping_ || !waiting_.empty() || !running_.empty() || !cancelled_.empty() ||
+         !static_waiting_.empty() || static_running_ != nullptr;
 }
 
 void SimEngine::Run() {
+  if (options_.batch_mode == BatchMode::kStatic) {
+    RunStatic();
+  } else {
+    RunContinuous();
+  }
+}
+
+void SimEngine::RunContinuous() {
   absl::Time step_end = absl::InfinitePast();
   while (true) {
     Outbox outbox;
@@ -185,19 +262,44 @@ void SimEngine::Run() {
 }
 
 double SimEngine::StartStepLocked() {
+  const uint64_t capacity = options_.kv_capacity_bytes;
+  uint64_t kv_bytes = PreemptToFitLocked();
   double seconds = 0;
-  while (!waiting_.empty() &&
-         (waiting_.front()->is_embed() || running_.size() < options_.max_running_requests)) {
+  while (!waiting_.empty()) {
+    const Request& next = *waiting_.front();
+    if (!next.is_embed()) {
+      if (running_.size() >= options_.max_running_requests) break;
+      if (capacity > 0 && kv_bytes + next.StepKvBytes() > capacity) break;
+      kv_bytes += next.StepKvBytes();
+    }
     std::unique_ptr<Request> request = std::move(waiting_.front());
     waiting_.pop_front();
-    request->admitted = true;
-    ++requests_total_;
-    prompt_tokens_total_ += request->prompt_tokens;
-    seconds += latency_.PrefillSeconds(request->shape, request->prompt_tokens);
+    if (!request->admitted) {
+      request->admitted = true;
+      ++requests_total_;
+      prompt_tokens_total_ += request->prompt_tokens;
+    }
+    // A readmitted request recomputes the KV of the tokens it had generated too.
+    seconds += latency_.PrefillSeconds(request->shape, request->kv_tokens());
     (request->is_embed() ? embedding_ : running_).push_back(std::move(request));
   }
   if (!running_.empty()) seconds += DecodeSecondsLocked();
   return seconds;
+}
+
+uint64_t SimEngine::PreemptToFitLocked() {
+  uint64_t kv_bytes = 0;
+  for (const std::unique_ptr<Request>& request : running_) kv_bytes += request->StepKvBytes();
+  const uint64_t capacity = options_.kv_capacity_bytes;
+  // One request alone always fits: CheckFits refused those that would not.
+  while (capacity > 0 && kv_bytes > capacity && running_.size() > 1) {
+    std::unique_ptr<Request> victim = std::move(running_.back());
+    running_.pop_back();
+    kv_bytes -= victim->StepKvBytes();
+    ++num_preemptions_;
+    waiting_.push_front(std::move(victim));
+  }
+  return kv_bytes;
 }
 
 double SimEngine::DecodeSecondsLocked() const {

@@ -16,9 +16,6 @@
 namespace tollgate::sim {
 namespace {
 
-// vLLM sizes its KV cache from this share of GPU memory by default (gpu_memory_utilization).
-constexpr double kGpuMemoryUtilization = 0.9;
-
 const http::Headers& JsonHeaders() {
   static const auto* const headers = new http::Headers{{"content-type", "application/json"}};
   return *headers;
@@ -83,12 +80,7 @@ void AppendMetric(std::string& out, std::string_view name, std::string_view type
 }  // namespace
 
 SimHttpApi::SimHttpApi(SimEngine* engine, HttpApiOptions options)
-    : engine_(engine),
-      options_(std::move(options)),
-      kv_capacity_bytes_(
-          std::max(1.0, options_.gpu.memory_bytes * options_.gpu_count * kGpuMemoryUtilization -
-                            ShapeForModel(options_.served_model_name).WeightBytes())),
-      faults_(options_.faults) {}
+    : engine_(engine), options_(std::move(options)), faults_(options_.faults) {}
 
 http::Handler SimHttpApi::Handler() {
   return [this](http::Request request, std::shared_ptr<http::ResponseWriter> writer) {
@@ -244,8 +236,9 @@ std::pair<std::string, std::string> SimHttpApi::ServerErrorBody(int status,
 std::string SimHttpApi::MetricsText() const {
   const SimEngine::Stats stats = engine_->GetStats();
   const std::string model = EscapeLabelValue(options_.served_model_name);
+  const uint64_t capacity = engine_->kv_capacity_bytes();
   const double kv_usage =
-      std::min(1.0, static_cast<double>(stats.kv_cache_bytes) / kv_capacity_bytes_);
+      capacity == 0 ? 0 : static_cast<double>(stats.kv_cache_bytes) / static_cast<double>(capacity);
   std::string out;
   AppendMetric(out, "vllm:num_requests_running", "gauge",
                "Number of requests in model execution batches.", model, stats.running);
@@ -258,6 +251,9 @@ std::string SimHttpApi::MetricsText() const {
   AppendMetric(out, "vllm:generation_tokens_total", "counter",
                "Number of generation tokens processed.", model,
                static_cast<double>(stats.generation_tokens_total));
+  AppendMetric(out, "vllm:num_preemptions_total", "counter",
+               "Cumulative number of preemptions from the engine.", model,
+               static_cast<double>(stats.num_preemptions));
   AppendMetric(out, "tollgate_sim_requests_total", "counter",
                "Generate and embed requests the simulator admitted, over every API.", model,
                static_cast<double>(stats.requests_total));

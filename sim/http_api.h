@@ -1,7 +1,7 @@
 // tollgate-sim's HTTP API: OpenAI- and Anthropic-compatible endpoints served from a SimEngine,
 // plus vLLM-style Prometheus metrics, with fault knobs for testing HTTP clients.
 //
-//   SimHttpApi api(&engine, {.served_model_name = "llama-3-8b", .gpu = gpu});
+//   SimHttpApi api(&engine, {.served_model_name = "llama-3-8b"});
 //   auto server = http::HttpServer::Start({.address = "127.0.0.1:0"}, api.Handler());
 //
 // Endpoints:
@@ -27,17 +27,12 @@
 #include "sim/delay_queue.h"
 #include "sim/engine.h"
 #include "sim/http_faults.h"
-#include "sim/presets.h"
 
 namespace tollgate::sim {
 
 struct HttpApiOptions {
   // Listed by /v1/models and used as the model_name label of /metrics.
   std::string served_model_name = "llama-3-8b";
-  // For vllm:kv_cache_usage_perc: KV bytes / (memory × gpu_count × 0.9 − the served model's
-  // weights).
-  GpuSpec gpu;
-  uint32_t gpu_count = 1;
   FaultDefaults faults;
 };
 
@@ -55,7 +50,8 @@ class SimHttpApi {
   // bodies over the limit) in OpenAI's error shape.
   static std::pair<std::string, std::string> ServerErrorBody(int status, std::string_view message);
 
-  // The Prometheus text exposition of /metrics.
+  // The Prometheus text exposition of /metrics. vllm:kv_cache_usage_perc is the engine's KV bytes
+  // over its kv_capacity_bytes (0 when that is unbounded).
   std::string MetricsText() const;
 
  private:
@@ -71,7 +67,6 @@ class SimHttpApi {
 
   SimEngine* const engine_;
   const HttpApiOptions options_;
-  const double kv_capacity_bytes_;
   FaultPlanner faults_;
   std::atomic<uint64_t> next_id_{1};
   DelayQueue delays_;

@@ -2,6 +2,7 @@
 //
 //   tollgate-sim --address=127.0.0.1:0 --gpu=h100-80gb --time_scale=0.1
 //   tollgate-sim --address=127.0.0.1:0 --http_address=127.0.0.1:0 --fault_429_rate=0.1
+//   tollgate-sim --address=127.0.0.1:0 --batch_mode=static --max_static_batch=32
 //
 // Prints `tollgate-sim listening on HOST:PORT` once serving gRPC and, with --http_address, a second
 // line `tollgate-sim http listening on HOST:PORT` for the OpenAI/Anthropic-compatible HTTP API
@@ -34,12 +35,22 @@ ABSL_FLAG(std::string, gpu, "a100-80gb", "GPU preset: a10g, a100-80gb, h100-80gb
 ABSL_FLAG(uint32_t, gpu_count, 1, "GPUs serving the model (tensor parallel)");
 ABSL_FLAG(double, time_scale, 1.0, "multiplies every simulated delay; 0 answers instantly");
 ABSL_FLAG(double, mfu, 0.5, "model FLOPs utilisation during prefill, in (0, 1]");
-ABSL_FLAG(uint32_t, max_running_requests, 256, "requests decoded together in one batch");
+ABSL_FLAG(uint32_t, max_running_requests, 256,
+          "continuous mode: requests decoded together in one batch");
+ABSL_FLAG(std::string, batch_mode, "continuous",
+          "continuous: requests join and leave the running batch at every step (vLLM); static: one "
+          "call at a time, a call of B inputs taking t_1 x (1 + f x (B - 1))");
+ABSL_FLAG(uint32_t, max_static_batch, 32,
+          "static mode: most inputs (prompts, embedding inputs) in one call; more are refused");
+ABSL_FLAG(double, static_per_item_fraction, 0.02,
+          "static mode: f, what each input after the first adds to a call, as a share of t_1");
+ABSL_FLAG(uint64_t, kv_capacity_bytes, 0,
+          "KV-cache bytes; 0 = GPU memory x gpu_count x 0.9 - the weights of --served_model_name");
 ABSL_FLAG(std::string, http_address, "",
           "host:port of the OpenAI/Anthropic-compatible HTTP API; empty = no HTTP listener");
 ABSL_FLAG(int32_t, http_threads, 2, "io threads of the HTTP listener");
 ABSL_FLAG(std::string, served_model_name, "llama-3-8b",
-          "model listed by /v1/models and labelled in /metrics");
+          "model listed by /v1/models, labelled in /metrics and whose weights size the KV cache");
 ABSL_FLAG(double, fault_429_rate, 0, "share of HTTP API requests answered 429, in [0, 1]");
 ABSL_FLAG(double, fault_500_rate, 0, "share of HTTP API requests answered 500, in [0, 1]");
 ABSL_FLAG(double, fault_503_rate, 0, "share of HTTP API requests answered 503, in [0, 1]");
@@ -63,6 +74,8 @@ absl::StatusOr<EngineOptions> OptionsFromFlags() {
   options.time_scale = absl::GetFlag(FLAGS_time_scale);
   options.mfu = absl::GetFlag(FLAGS_mfu);
   options.max_running_requests = absl::GetFlag(FLAGS_max_running_requests);
+  options.max_static_batch = absl::GetFlag(FLAGS_max_static_batch);
+  options.static_per_item_fraction = absl::GetFlag(FLAGS_static_per_item_fraction);
   if (options.gpu_count < 1) return absl::InvalidArgumentError("--gpu_count must be at least 1");
   if (!(options.time_scale >= 0)) {
     return absl::InvalidArgumentError("--time_scale must be zero or positive");
@@ -73,14 +86,35 @@ absl::StatusOr<EngineOptions> OptionsFromFlags() {
   if (options.max_running_requests < 1) {
     return absl::InvalidArgumentError("--max_running_requests must be at least 1");
   }
+  if (const std::string mode = absl::GetFlag(FLAGS_batch_mode); mode == "static") {
+    options.batch_mode = BatchMode::kStatic;
+  } else if (mode != "continuous") {
+    return absl::InvalidArgumentError("--batch_mode must be continuous or static");
+  }
+  if (options.max_static_batch < 1) {
+    return absl::InvalidArgumentError("--max_static_batch must be at least 1");
+  }
+  if (!(options.static_per_item_fraction >= 0)) {
+    return absl::InvalidArgumentError("--static_per_item_fraction must be zero or positive");
+  }
+  options.kv_capacity_bytes = absl::GetFlag(FLAGS_kv_capacity_bytes);
+  if (options.kv_capacity_bytes == 0) {
+    const std::string model = absl::GetFlag(FLAGS_served_model_name);
+    const double capacity =
+        KvCapacityBytesFor(options.gpu, options.gpu_count, ShapeForModel(model));
+    if (capacity < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the weights of ", model, " leave no KV cache on ", options.gpu_count, " x ",
+          options.gpu.name, " at 0.9 utilisation; raise --gpu_count or set --kv_capacity_bytes"));
+    }
+    options.kv_capacity_bytes = static_cast<uint64_t>(capacity);
+  }
   return options;
 }
 
-absl::StatusOr<HttpApiOptions> HttpOptionsFromFlags(const EngineOptions& engine) {
+absl::StatusOr<HttpApiOptions> HttpOptionsFromFlags() {
   HttpApiOptions options;
   options.served_model_name = absl::GetFlag(FLAGS_served_model_name);
-  options.gpu = engine.gpu;
-  options.gpu_count = engine.gpu_count;
   FaultDefaults& faults = options.faults;
   faults.rate_429 = absl::GetFlag(FLAGS_fault_429_rate);
   faults.rate_500 = absl::GetFlag(FLAGS_fault_500_rate);
@@ -131,7 +165,7 @@ int Run(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  absl::StatusOr<HttpApiOptions> http_options = HttpOptionsFromFlags(*options);
+  absl::StatusOr<HttpApiOptions> http_options = HttpOptionsFromFlags();
   if (!http_options.ok()) {
     std::cerr << "tollgate-sim: " << http_options.status().message() << "\n";
     return kExitBadFlags;

@@ -4,102 +4,14 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "sim/generator.h"
+#include "tests/sim/engine_recorder.h"
 #include "tests/sim/fake_clock.h"
 
 namespace tollgate::sim {
 namespace {
-
-constexpr absl::string_view kModel = "llama-3-8b-instruct";
-
-v1::GenerateRequest PromptRequest(const std::string& prompt, uint32_t max_tokens = 100) {
-  v1::GenerateRequest request;
-  request.set_model(std::string(kModel));
-  request.set_prompt(prompt);
-  request.mutable_params()->set_max_tokens(max_tokens);
-  return request;
-}
-
-EngineOptions Options(Clock* clock, double time_scale = 1.0) {
-  EngineOptions options;
-  options.gpu = *FindGpu("a100-80gb");
-  options.time_scale = time_scale;
-  options.clock = clock;
-  return options;
-}
-
-// Virtual seconds one request takes alone: its prefill, then one decode step per token.
-double SoloSeconds(const EngineOptions& options, const v1::GenerateRequest& request) {
-  const LatencyModel model(options.gpu, options.gpu_count, options.mfu);
-  const ModelShape shape = ShapeForModel(request.model());
-  const SimOutput output = Generate(request);
-  double seconds = model.PrefillSeconds(shape, output.prompt_tokens);
-  for (size_t i = 0; i < output.tokens.size(); ++i) {
-    seconds += model.DecodeStepSeconds(shape, output.prompt_tokens + i);
-  }
-  return seconds * options.time_scale;
-}
-
-// Everything the callbacks of one request delivered.
-struct Record {
-  std::vector<v1::GenerateResponse> chunks;
-  absl::Status status;
-  v1::GenerateResponse last;
-  int done_count = 0;
-  absl::Time first_chunk_at;
-  absl::Time done_at;
-
-  std::string Text() const {
-    std::string text;
-    for (const v1::GenerateResponse& chunk : chunks) text += chunk.text();
-    return text;
-  }
-};
-
-// Records one request's callbacks, which arrive on the engine thread, stamped with virtual time.
-// Thread-safe.
-class Recorder {
- public:
-  explicit Recorder(Clock* clock = nullptr) : clock_(clock) {}
-
-  SimEngine::Callbacks Callbacks() {
-    return {
-        .on_chunk =
-            [this](v1::GenerateResponse chunk) {
-              absl::MutexLock lock(&mu_);
-              EXPECT_EQ(record_.done_count, 0) << "chunk after on_done";
-              if (record_.chunks.empty()) record_.first_chunk_at = Now();
-              record_.chunks.push_back(std::move(chunk));
-            },
-        .on_done =
-            [this](absl::Status status, v1::GenerateResponse last) {
-              absl::MutexLock lock(&mu_);
-              record_.done_at = Now();
-              record_.status = std::move(status);
-              record_.last = std::move(last);
-              if (++record_.done_count == 1) done_.Notify();
-            },
-    };
-  }
-
-  void WaitDone() { done_.WaitForNotification(); }
-  bool done() const { return done_.HasBeenNotified(); }
-  Record Get() const {
-    absl::MutexLock lock(&mu_);
-    return record_;
-  }
-
- private:
-  absl::Time Now() { return clock_ != nullptr ? clock_->Now() : absl::InfinitePast(); }
-
-  Clock* const clock_;
-  absl::Notification done_;
-  mutable absl::Mutex mu_;
-  Record record_ ABSL_GUARDED_BY(mu_);
-};
 
 TEST(SimEngine, ZeroTimeScaleAnswersOnTheCallingThreadBeforeSubmitReturns) {
   SimEngine engine(Options(nullptr, /*time_scale=*/0));
@@ -292,16 +204,7 @@ TEST(SimEngine, EmbedTakesThePrefillOfAllInputsAndReportsTheirTokens) {
   request.add_inputs(std::string(400, 'a'));  // 100 tokens
   request.add_inputs("tiny");                 // 1 token
   const absl::Time start = clock.Now();
-  absl::Notification done;
-  absl::StatusOr<v1::EmbedResponse> result;
-  absl::Time done_at;
-  engine.SubmitEmbed(request, ShapeForModel("llama-3-8b"),
-                     [&](absl::StatusOr<v1::EmbedResponse> response) {
-                       result = std::move(response);
-                       done_at = clock.Now();
-                       done.Notify();
-                     });
-  done.WaitForNotification();
+  const auto [result, done_at] = RunEmbed(engine, clock, request);
 
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->embeddings_size(), 2);

@@ -22,13 +22,11 @@ using http::testing::RawResponse;
 
 class HttpApiHarness {
  public:
-  explicit HttpApiHarness(double time_scale = 0, FaultDefaults faults = {}) {
-    EngineOptions engine_options;
-    engine_options.gpu = *FindGpu("a100-80gb");
-    engine_options.time_scale = time_scale;
+  explicit HttpApiHarness(double time_scale = 0, FaultDefaults faults = {})
+      : HttpApiHarness(DefaultEngineOptions(time_scale), faults) {}
+  HttpApiHarness(EngineOptions engine_options, FaultDefaults faults) {
     engine_ = std::make_unique<SimEngine>(engine_options);
     HttpApiOptions options;
-    options.gpu = engine_options.gpu;
     options.faults = faults;
     api_ = std::make_unique<SimHttpApi>(engine_.get(), options);
     http::ServerOptions server_options;
@@ -40,6 +38,17 @@ class HttpApiHarness {
   }
   ~HttpApiHarness() {
     if (server_ != nullptr) server_->Shutdown(absl::ZeroDuration());
+  }
+
+  // As tollgate-sim starts by default: one A100-80GB serving Llama-3-8B (its KV cache what the
+  // weights leave), at `time_scale`.
+  static EngineOptions DefaultEngineOptions(double time_scale) {
+    EngineOptions options;
+    options.gpu = *FindGpu("a100-80gb");
+    options.time_scale = time_scale;
+    options.kv_capacity_bytes = static_cast<uint64_t>(
+        KvCapacityBytesFor(options.gpu, options.gpu_count, ShapeForModel("llama-3-8b")));
+    return options;
   }
 
   SimEngine& engine() { return *engine_; }

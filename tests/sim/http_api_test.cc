@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -13,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "sim/generator.h"
 #include "tests/http/json_test_util.h"
+#include "tests/sim/fake_clock.h"
 #include "tests/sim/http_api_harness.h"
 
 namespace tollgate::sim {
@@ -226,8 +228,42 @@ TEST(SimHttpApi, ExportsVllmMetricsInPrometheusTextFormat) {
   EXPECT_EQ(samples.at("vllm:prompt_tokens_total"), 10);
   EXPECT_EQ(samples.at("vllm:generation_tokens_total"), 5);
   EXPECT_EQ(samples.at("tollgate_sim_requests_total"), 1);
+  EXPECT_EQ(samples.at("vllm:num_preemptions_total"), 0);
   EXPECT_THAT(response.body, HasSubstr("# TYPE vllm:prompt_tokens_total counter\n"));
   EXPECT_THAT(response.body, HasSubstr("# TYPE vllm:kv_cache_usage_perc gauge\n"));
+  EXPECT_THAT(response.body, HasSubstr("# TYPE vllm:num_preemptions_total counter\n"));
+}
+
+std::string CompletionsBody(const std::string& prompt_json, int max_tokens,
+                            const std::string& extra = "") {
+  return absl::StrCat(R"({"model":"llama-3-8b","prompt":)", prompt_json, R"(,"max_tokens":)",
+                      max_tokens, extra, "}");
+}
+
+// An A100 engine on `clock` whose KV cache holds 8 blocks of Llama-3-8B (16 MiB).
+EngineOptions EightBlockEngine(FakeClock* clock) {
+  EngineOptions options = HttpApiHarness::DefaultEngineOptions(/*time_scale=*/1.0);
+  options.clock = clock;
+  options.kv_capacity_bytes = 8 * SimEngine::kKvBlockTokens * 131072;
+  return options;
+}
+
+TEST(SimHttpApi, KvCacheUsageIsTheEnginesKvBytesOverItsCapacity) {
+  FakeClock clock;
+  HttpApiHarness harness(EightBlockEngine(&clock), {});
+  std::thread client([&] {
+    EXPECT_EQ(
+        harness
+            .Post("/v1/completions", CompletionsBody(R"(")" + std::string(240, 'a') + R"(")", 16))
+            .status,
+        200);
+  });
+  clock.AwaitSleeper();  // its first step: 60 prompt tokens in 4 of the 8 blocks
+  const std::string metrics = harness.Get("/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr("vllm:kv_cache_usage_perc{model_name=\"llama-3-8b\"} 0.5\n"));
+  EXPECT_THAT(metrics, HasSubstr("vllm:num_requests_running{model_name=\"llama-3-8b\"} 1\n"));
+  clock.SetAutoAdvance();
+  client.join();
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "sim/generator.h"
+#include "tests/sim/fake_clock.h"
 
 namespace tollgate::sim {
 namespace {
@@ -25,13 +26,18 @@ v1::GenerateRequest ChatRequest(const std::string& content, uint32_t max_tokens)
   return request;
 }
 
+EngineOptions A100Options(double time_scale) {
+  EngineOptions options;
+  options.gpu = *FindGpu("a100-80gb");
+  options.time_scale = time_scale;
+  return options;
+}
+
 // An engine, the service and a server on a free local port, with a client stub.
 class Harness {
  public:
-  explicit Harness(double time_scale) {
-    EngineOptions options;
-    options.gpu = *FindGpu("a100-80gb");
-    options.time_scale = time_scale;
+  explicit Harness(double time_scale) : Harness(A100Options(time_scale)) {}
+  explicit Harness(EngineOptions options) {
     engine_ = std::make_unique<SimEngine>(options);
     service_ = std::make_unique<SimService>(engine_.get());
     absl::StatusOr<SimServer> server = StartSimServer("127.0.0.1:0", service_.get());
@@ -236,6 +242,36 @@ TEST(SimService, ClientCancelStopsTheEngineRequest) {
   const SimEngine::Stats stats = WaitUntilIdle(harness.engine());
   EXPECT_EQ(stats.running, 0u);
   EXPECT_LT(stats.generation_tokens_total, 300u);
+}
+
+TEST(SimService, StaticModeServesEveryRpcThroughTheSerialQueue) {
+  FakeClock clock;
+  clock.SetAutoAdvance();
+  EngineOptions options = A100Options(/*time_scale=*/1.0);
+  options.batch_mode = BatchMode::kStatic;
+  options.max_static_batch = 2;
+  options.clock = &clock;
+  Harness harness(options);
+  grpc::ClientContext context;
+  v1::GenerateResponse response;
+  ASSERT_TRUE(harness.stub().Generate(&context, ChatRequest("static", 8), &response).ok());
+  EXPECT_EQ(response.usage().output_tokens(), 8u);
+  StreamResult stream = ReadStream(harness.stub(), ChatRequest("static", 8));
+  ASSERT_TRUE(stream.status.ok()) << stream.status.error_message();
+  EXPECT_EQ(stream.messages.back().usage().output_tokens(), 8u);
+
+  v1::EmbedRequest embed;
+  embed.set_model("e5");
+  embed.add_inputs("one");
+  embed.add_inputs("two");
+  grpc::ClientContext embed_context;
+  v1::EmbedResponse embed_response;
+  ASSERT_TRUE(harness.stub().Embed(&embed_context, embed, &embed_response).ok());
+  embed.add_inputs("three");  // B = 3 > max_static_batch
+  grpc::ClientContext refused_context;
+  EXPECT_EQ(harness.stub().Embed(&refused_context, embed, &embed_response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(harness.engine().GetStats().requests_total, 3u);
 }
 
 }  // namespace
