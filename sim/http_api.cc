@@ -10,6 +10,7 @@
 #include "proxy/anthropic/server_codec.h"
 #include "proxy/openai/server_codec.h"
 #include "sim/generator.h"
+#include "sim/http_batch_call.h"
 #include "sim/http_encoders.h"
 #include "sim/http_generate_call.h"
 
@@ -140,6 +141,8 @@ void SimHttpApi::HandleApi(Api api, const http::Request& request,
   }
   v1::GenerateRequest generate;
   bool stream = false;
+  std::vector<std::string> prompts;  // completions
+  std::string id;
   std::unique_ptr<GenerateEncoder> encoder;
   const int64_t created = absl::ToUnixSeconds(absl::Now());
   absl::Status status;
@@ -155,18 +158,23 @@ void SimHttpApi::HandleApi(Api api, const http::Request& request,
   } else {
     absl::StatusOr<openai::ParsedRequest> parsed =
         api == Api::kChat ? openai::ParseChatCompletionsRequest(request.body)
-                          : openai::ParseCompletionsRequest(request.body);
+                          : openai::ParseBatchCompletionsRequest(request.body);
     status = parsed.status();
     if (parsed.ok()) {
       generate = std::move(parsed->generate);
       stream = parsed->stream;
-      encoder = api == Api::kChat ? MakeChatEncoder(NextId("chatcmpl-"), generate.model(), created,
-                                                    parsed->include_usage)
-                                  : MakeCompletionEncoder(NextId("cmpl-"), generate.model(),
-                                                          created, parsed->include_usage);
+      prompts = std::move(parsed->prompts);
+      id = NextId(api == Api::kChat ? "chatcmpl-" : "cmpl-");
+      encoder = api == Api::kChat
+                    ? MakeChatEncoder(id, generate.model(), created, parsed->include_usage)
+                    : MakeCompletionEncoder(id, generate.model(), created, parsed->include_usage);
     }
   }
   if (status.ok()) status = ValidateRequest(generate);
+  if (status.ok() && stream && prompts.size() > 1) {
+    status = absl::InvalidArgumentError(
+        "prompt: tollgate-sim answers an array of several prompts only with \"stream\": false");
+  }
   if (!status.ok()) {
     SendError(std::move(writer), anthropic_shape, status);
     return;
@@ -176,6 +184,13 @@ void SimHttpApi::HandleApi(Api api, const http::Request& request,
                [writer = std::move(writer), anthropic_shape, code = faults->status] {
                  SendFault(writer, anthropic_shape, code);
                });
+    return;
+  }
+  if (prompts.size() > 1) {
+    std::vector<v1::GenerateRequest> requests(prompts.size(), generate);
+    for (size_t i = 0; i < prompts.size(); ++i) requests[i].set_prompt(std::move(prompts[i]));
+    StartBatchCompletionCall(engine_, &delays_, std::move(requests), *faults, std::move(id),
+                             created, std::move(writer));
     return;
   }
   StartGenerateCall(engine_, &delays_, std::move(generate), stream, *faults, std::move(encoder),

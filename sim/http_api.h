@@ -7,7 +7,9 @@
 // Endpoints:
 //   POST /v1/chat/completions, /v1/completions, /v1/embeddings   OpenAI shapes; "stream": true
 //        answers text/event-stream (one chunk per token, a usage chunk with
-//        stream_options.include_usage, then "data: [DONE]")
+//        stream_options.include_usage, then "data: [DONE]"). /v1/completions also takes an
+//        array of prompts (not streamed): one choice per prompt, "index" = its position, one
+//        usage summed over the prompts (SimEngine::SubmitBatch: in static mode one call)
 //   POST /v1/messages                                            Anthropic shapes and stream events
 //   GET  /v1/models, /health, /metrics
 // Request bodies are read as JSON whatever their Content-Type says (clients that send none or

@@ -29,14 +29,12 @@ class GenerateCall : public std::enable_shared_from_this<GenerateCall> {
         writer_(std::move(writer)) {}
 
   void Start(DelayQueue* delays) {
-    writer_->OnClientGone([weak = weak_from_this()] {
-      if (std::shared_ptr<GenerateCall> call = weak.lock()) call->CancelEngineRequest();
-    });
-    if (faults_.first_byte_delay > absl::ZeroDuration()) {
-      delays->RunAfter(faults_.first_byte_delay, [self = shared_from_this()] { self->Begin(); });
-    } else {
-      Begin();
-    }
+    StartAfterFirstByteDelay(
+        *writer_, delays, faults_.first_byte_delay,
+        [weak = weak_from_this()] {
+          if (std::shared_ptr<GenerateCall> call = weak.lock()) call->CancelEngineRequest();
+        },
+        [self = shared_from_this()] { self->Begin(); });
   }
 
  private:
@@ -125,6 +123,17 @@ class GenerateCall : public std::enable_shared_from_this<GenerateCall> {
 };
 
 }  // namespace
+
+void StartAfterFirstByteDelay(http::ResponseWriter& writer, DelayQueue* delays,
+                              absl::Duration first_byte_delay, std::function<void()> on_client_gone,
+                              std::function<void()> begin) {
+  writer.OnClientGone(std::move(on_client_gone));
+  if (first_byte_delay > absl::ZeroDuration()) {
+    delays->RunAfter(first_byte_delay, std::move(begin));
+  } else {
+    begin();
+  }
+}
 
 v1::Usage WithKnobs(v1::Usage usage, const RequestFaults& faults) {
   usage.set_cached_input_tokens(std::min<uint64_t>(faults.cache_read_tokens, usage.input_tokens()));

@@ -8,8 +8,10 @@
 // Submit, then in the engine's callbacks, which never overlap for one request).
 #pragma once
 
+#include <functional>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "proxy/http/server/http_server.h"
 #include "sim/delay_queue.h"
 #include "sim/engine.h"
@@ -25,6 +27,13 @@ void StartGenerateCall(SimEngine* engine, DelayQueue* delays, v1::GenerateReques
                        bool stream, const RequestFaults& faults,
                        std::unique_ptr<GenerateEncoder> encoder,
                        std::shared_ptr<http::ResponseWriter> writer);
+
+// How the HTTP API's engine calls start: `on_client_gone` runs if the client goes away, `begin`
+// once `first_byte_delay` has passed (on `delays`, never blocking an io thread; at once when there
+// is no delay).
+void StartAfterFirstByteDelay(http::ResponseWriter& writer, DelayQueue* delays,
+                              absl::Duration first_byte_delay, std::function<void()> on_client_gone,
+                              std::function<void()> begin);
 
 // The engine's usage with the request's synthetic cache reads and reasoning tokens applied
 // (each capped at the prompt and output size).

@@ -240,12 +240,139 @@ std::string CompletionsBody(const std::string& prompt_json, int max_tokens,
                       max_tokens, extra, "}");
 }
 
+// The text of the single-prompt completion of `prompt`.
+std::string SingleCompletionText(HttpApiHarness& harness, const std::string& prompt,
+                                 int max_tokens) {
+  RawResponse response = harness.Post(
+      "/v1/completions", CompletionsBody(absl::StrCat("\"", prompt, "\""), max_tokens));
+  EXPECT_EQ(response.status, 200) << response.body;
+  return ParseJsonOrFail(response.body)["choices"][0]["text"].GetString();
+}
+
+// `harness`'s answer to three prompts: one choice each, in order, and one summed usage.
+void ExpectThreeChoicesAndSummedUsage(HttpApiHarness& harness) {
+  RawResponse response =
+      harness.Post("/v1/completions", CompletionsBody(R"(["Once upon","a time, there","was"])", 6));
+  ASSERT_EQ(response.status, 200) << response.body;
+  rapidjson::Document doc = ParseJsonOrFail(response.body);
+  EXPECT_STREQ(doc["object"].GetString(), "text_completion");
+  ASSERT_EQ(doc["choices"].Size(), 3u);
+  HttpApiHarness single;
+  const std::vector<std::string> prompts = {"Once upon", "a time, there", "was"};
+  for (rapidjson::SizeType i = 0; i < 3; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(doc["choices"][i]["index"].GetInt(), static_cast<int>(i));
+    EXPECT_EQ(doc["choices"][i]["text"].GetString(), SingleCompletionText(single, prompts[i], 6));
+    EXPECT_STREQ(doc["choices"][i]["finish_reason"].GetString(), "length");
+  }
+  // ceil(9/4) + ceil(13/4) + ceil(3/4) prompt tokens, 3 x 6 completion tokens.
+  EXPECT_EQ(doc["usage"]["prompt_tokens"].GetInt(), 3 + 4 + 1);
+  EXPECT_EQ(doc["usage"]["completion_tokens"].GetInt(), 18);
+  EXPECT_EQ(doc["usage"]["total_tokens"].GetInt(), 26);
+}
+
+TEST(SimHttpApi, AnswersAPromptArrayWithOneChoicePerPromptAndOneSummedUsage) {
+  HttpApiHarness harness;
+  ExpectThreeChoicesAndSummedUsage(harness);
+  const std::string metrics = harness.Get("/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr("tollgate_sim_requests_total{model_name=\"llama-3-8b\"} 3\n"));
+}
+
+TEST(SimHttpApi, AnswersAPromptArrayAsOneStaticCall) {
+  FakeClock clock;
+  clock.SetAutoAdvance();
+  EngineOptions options = HttpApiHarness::DefaultEngineOptions(/*time_scale=*/1.0);
+  options.batch_mode = BatchMode::kStatic;
+  options.clock = &clock;
+  HttpApiHarness harness(options, {});
+  ExpectThreeChoicesAndSummedUsage(harness);
+}
+
+TEST(SimHttpApi, AppliesUsageKnobsToTheSummedUsageOfAPromptArray) {
+  HttpApiHarness harness;
+  RawResponse response = harness.Post("/v1/completions", CompletionsBody(R"(["a","b"])", 4),
+                                      {{"x-sim-cache-read", "1"}, {"x-sim-reasoning", "5"}});
+  rapidjson::Document doc = ParseJsonOrFail(response.body);
+  EXPECT_EQ(doc["usage"]["completion_tokens"].GetInt(), 8);
+  EXPECT_EQ(doc["usage"]["prompt_tokens_details"]["cached_tokens"].GetInt(), 1);
+  EXPECT_EQ(doc["usage"]["completion_tokens_details"]["reasoning_tokens"].GetInt(), 5);
+  RawResponse no_usage = harness.Post("/v1/completions", CompletionsBody(R"(["a","b"])", 4),
+                                      {{"x-sim-fault", "no-usage"}});
+  EXPECT_FALSE(ParseJsonOrFail(no_usage.body).HasMember("usage"));
+}
+
+// The OpenAI-shaped error message of a 400 answer.
+std::string BadRequestMessage(const RawResponse& response) {
+  EXPECT_EQ(response.status, 400) << response.body;
+  rapidjson::Document doc = ParseJsonOrFail(response.body);
+  EXPECT_STREQ(doc["error"]["type"].GetString(), "invalid_request_error");
+  return doc["error"]["message"].GetString();
+}
+
+TEST(SimHttpApi, RefusesMalformedPromptArraysWith400) {
+  HttpApiHarness harness;
+  auto post = [&](const std::string& prompt_json, const std::string& extra = "") {
+    return BadRequestMessage(
+        harness.Post("/v1/completions", CompletionsBody(prompt_json, 4, extra)));
+  };
+  EXPECT_EQ(post(R"(["a",2])"), "prompt[1]: expected a string");
+  EXPECT_EQ(post(R"([["a"],["b"]])"), "prompt[0]: expected a string");
+  EXPECT_EQ(post(R"([1,2,3])"), "prompt: token-id prompts are not supported");
+  EXPECT_EQ(post("[]"), "prompt: must not be empty");
+  EXPECT_THAT(post(R"(["a","b"])", R"(,"stream":true)"), HasSubstr("\"stream\": false"));
+  EXPECT_THAT(
+      BadRequestMessage(harness.Post("/v1/completions", CompletionsBody(R"(["a","b"])", 40000))),
+      HasSubstr("max_tokens"));
+  // One prompt in an array still streams.
+  EXPECT_EQ(
+      harness.Post("/v1/completions", CompletionsBody(R"(["a"])", 2, R"(,"stream":true)")).status,
+      200);
+}
+
+TEST(SimHttpApi, RefusesStaticBatchesLargerThanTheLimitWith400) {
+  EngineOptions options = HttpApiHarness::DefaultEngineOptions(/*time_scale=*/0);
+  options.batch_mode = BatchMode::kStatic;
+  options.max_static_batch = 2;
+  HttpApiHarness harness(options, {});
+  EXPECT_THAT(
+      BadRequestMessage(harness.Post("/v1/completions", CompletionsBody(R"(["a","b","c"])", 4))),
+      HasSubstr("static batch limit of 2"));
+  EXPECT_THAT(BadRequestMessage(harness.Post(
+                  "/v1/embeddings", R"({"model":"e5-small","input":["one","two","three"]})")),
+              HasSubstr("static batch limit of 2"));
+  EXPECT_EQ(harness.Post("/v1/completions", CompletionsBody(R"(["a","b"])", 4)).status, 200);
+  RawResponse embeddings =
+      harness.Post("/v1/embeddings", R"({"model":"e5-small","input":["one","two"]})");
+  EXPECT_EQ(embeddings.status, 200);
+  EXPECT_EQ(ParseJsonOrFail(embeddings.body)["data"].Size(), 2u);
+}
+
 // An A100 engine on `clock` whose KV cache holds 8 blocks of Llama-3-8B (16 MiB).
 EngineOptions EightBlockEngine(FakeClock* clock) {
   EngineOptions options = HttpApiHarness::DefaultEngineOptions(/*time_scale=*/1.0);
   options.clock = clock;
   options.kv_capacity_bytes = 8 * SimEngine::kKvBlockTokens * 131072;
   return options;
+}
+
+TEST(SimHttpApi, CountsPreemptionsAndAnswersPreemptedPromptsUnchanged) {
+  FakeClock clock;
+  clock.SetAutoAdvance();
+  HttpApiHarness harness(EightBlockEngine(&clock), {});
+  // Two prompts of 60 tokens and 16 answer tokens each: both fit at first, not to their end.
+  const std::string a(240, 'a');
+  const std::string b(240, 'b');
+  RawResponse response = harness.Post(
+      "/v1/completions", CompletionsBody(absl::StrCat("[\"", a, "\",\"", b, "\"]"), 16));
+  ASSERT_EQ(response.status, 200) << response.body;
+  rapidjson::Document doc = ParseJsonOrFail(response.body);
+  HttpApiHarness unbounded;
+  EXPECT_EQ(doc["choices"][0]["text"].GetString(), SingleCompletionText(unbounded, a, 16));
+  EXPECT_EQ(doc["choices"][1]["text"].GetString(), SingleCompletionText(unbounded, b, 16));
+  EXPECT_EQ(doc["usage"]["prompt_tokens"].GetInt(), 120);
+  EXPECT_EQ(doc["usage"]["completion_tokens"].GetInt(), 32);
+  EXPECT_THAT(harness.Get("/metrics").body,
+              HasSubstr("vllm:num_preemptions_total{model_name=\"llama-3-8b\"} 1\n"));
 }
 
 TEST(SimHttpApi, KvCacheUsageIsTheEnginesKvBytesOverItsCapacity) {
