@@ -15,9 +15,17 @@
 
 namespace tollgate {
 
+uint64_t ChunkHeapBytes(const std::string& chunk) {
+  // libstdc++ keeps up to 15 characters inside the string object itself.
+  constexpr size_t kInlineChars = 15;
+  if (chunk.size() <= kInlineChars) return 0;
+  return (chunk.size() + 1 + 15) / 16 * 16 + 16;
+}
+
 uint64_t EntryChargeBytes(std::string_view key, const CachedResponse& response) {
-  uint64_t bytes = key.size() + kEntryOverheadBytes;
-  for (const std::string& chunk : response.chunks) bytes += chunk.size();
+  uint64_t bytes =
+      key.size() + kEntryOverheadBytes + response.chunks.capacity() * sizeof(std::string);
+  for (const std::string& chunk : response.chunks) bytes += ChunkHeapBytes(chunk);
   return bytes;
 }
 

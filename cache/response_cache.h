@@ -1,10 +1,11 @@
 // The in-memory response cache: answers of deterministic requests, keyed by CacheKey().
 //
-// A sharded LRU charged in bytes: each entry costs its key, its chunk texts and a fixed overhead
-// (EntryChargeBytes). The byte budget is split evenly across the shards; inserting past a shard's
-// budget evicts that shard's least recently used entries. Every entry lives at most `ttl`; an
-// expired entry is a miss and is removed when met. Entries larger than `max_entry_bytes` (or than a
-// shard's budget) are not stored, nor are answers without a finish reason (errors, cut streams).
+// A sharded LRU charged in bytes: each entry costs its key, its chunks (texts and their string
+// and heap overhead) and a fixed overhead (EntryChargeBytes). The byte budget is split evenly
+// across the shards; inserting past a shard's budget evicts that shard's least recently used
+// entries. Every entry lives at most `ttl`; an expired entry is a miss and is removed when met.
+// Entries larger than `max_entry_bytes` (or than a shard's budget) are not stored, nor are answers
+// without a finish reason (errors, cut streams).
 //
 // Values are immutable and shared: a hit hands out the stored std::shared_ptr and copies no text,
 // and an entry evicted while a reader holds it stays alive until the reader lets go.
@@ -60,11 +61,19 @@ struct ResponseCacheStats {
   uint64_t evictions_ttl = 0;   // removed because expired
 };
 
-// The fixed cost charged per entry on top of its key and texts: the LRU node, the index slot,
+// The fixed cost charged per entry on top of its key and chunks: the LRU node, the index slot,
 // the CachedResponse and its shared_ptr control block, roughly.
 inline constexpr uint64_t kEntryOverheadBytes = 256;
 
-// What an entry is charged: key + all chunk texts + kEntryOverheadBytes.
+// What one chunk costs on top of its slot in the chunk vector (sizeof(std::string), charged per
+// slot of the vector's capacity): nothing for a text short enough to live inside the string, else
+// its heap block (the text and its terminator rounded up to 16 bytes, plus 16 of allocator
+// header). Measured by bench/cache/cache_memory_bench.cc: an answer streamed in many small chunks
+// costs several times its text, and max_bytes must bound what the cache really holds.
+uint64_t ChunkHeapBytes(const std::string& chunk);
+
+// What an entry is charged: key + kEntryOverheadBytes + sizeof(std::string) per chunk slot +
+// each chunk's heap block. Within a few percent of the heap it really takes (the benchmark).
 uint64_t EntryChargeBytes(std::string_view key, const CachedResponse& response);
 
 class ResponseCache {

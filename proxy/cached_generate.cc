@@ -52,6 +52,7 @@ class FlightFeeder final : public GenerateSink {
     if (store_ && status.ok() && final.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
       auto answer = std::make_shared<CachedResponse>();
       answer->chunks = std::move(chunks_);
+      answer->chunks.shrink_to_fit();  // the cache charges each slot of the vector
       answer->finish_reason = final.finish_reason();
       answer->usage = final.usage();
       answer->cost = final.cost();

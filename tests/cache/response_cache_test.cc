@@ -40,9 +40,18 @@ ResponseCacheOptions OneShard(uint64_t capacity_bytes, ManualClock* clock) {
   return options;
 }
 
-TEST(ResponseCache, ChargesKeyTextsAndAFixedOverhead) {
+TEST(ResponseCache, ChargesKeyChunksAndAFixedOverhead) {
+  // Short chunks live inside their strings: each costs its slot.
   auto answer = Answer({"hello", " world"});
-  EXPECT_EQ(EntryChargeBytes("key", *answer), 3u + 11u + kEntryOverheadBytes);
+  ASSERT_EQ(answer->chunks.capacity(), 2u);
+  EXPECT_EQ(EntryChargeBytes("key", *answer), 3u + kEntryOverheadBytes + 2 * sizeof(std::string));
+  // A longer one has a heap block: its text and terminator in 16-byte steps, plus a header.
+  EXPECT_EQ(ChunkHeapBytes(std::string(15, 'x')), 0u);
+  EXPECT_EQ(ChunkHeapBytes(std::string(16, 'x')), 32u + 16u);
+  EXPECT_EQ(ChunkHeapBytes(std::string(1000, 'x')), 1008u + 16u);
+  auto long_answer = Answer({std::string(1000, 'x')});
+  EXPECT_EQ(EntryChargeBytes("k", *long_answer),
+            1u + kEntryOverheadBytes + sizeof(std::string) + 1024u);
 }
 
 TEST(ResponseCache, HitSharesTheStoredResponse) {
@@ -87,7 +96,7 @@ TEST(ResponseCache, EvictsLeastRecentlyUsedWhenOverBudget) {
   EXPECT_EQ(stats.evictions_size, 3u);
   EXPECT_EQ(stats.evictions_ttl, 0u);
   EXPECT_EQ(stats.entries, 2u);
-  EXPECT_EQ(stats.bytes, 2 * charge + text.size());
+  EXPECT_EQ(stats.bytes, charge + EntryChargeBytes("k5", *Answer({text, text})));
 }
 
 TEST(ResponseCache, ReplacingAKeyRechargesIt) {
@@ -135,7 +144,8 @@ TEST(ResponseCache, RefusesOversizeEntries) {
   ResponseCacheOptions options = OneShard(10'000, &clock);
   options.max_entry_bytes = 1'000;
   auto cache = NewResponseCache(options);
-  const size_t fits = 1'000 - kEntryOverheadBytes - 1;  // key "k" is one byte
+  size_t fits = 16;  // the longest one-chunk text charged at most 1000 bytes under key "k"
+  while (EntryChargeBytes("k", *Answer({std::string(fits + 1, 'a')})) <= 1'000) ++fits;
   auto just_fits = Answer({std::string(fits, 'a')});
   ASSERT_TRUE(cache->Insert("k", just_fits));
   EXPECT_FALSE(cache->Insert("k", Answer({std::string(fits, 'a'), "b"})));
