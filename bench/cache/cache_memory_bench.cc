@@ -1,6 +1,6 @@
 // tollgate-cache-memory-bench: the memory an entry of the in-memory response cache really takes,
-// next to what the cache charges for it (EntryChargeBytes: key + chunk texts +
-// kEntryOverheadBytes), which is what max_bytes bounds and tollgate_cache_bytes reports.
+// next to what the cache charges for it (EntryChargeBytes, cache/response_cache.h), which is what
+// max_bytes bounds and tollgate_cache_bytes reports.
 //
 //   tollgate-cache-memory-bench                  # every case, up to 100000 entries each
 //   tollgate-cache-memory-bench --max_entries=20000 --payload_budget_bytes=20000000
@@ -8,9 +8,10 @@
 //
 // Each case runs in a child process of its own, so that it starts from a fresh heap. It builds N
 // answers the way the pipeline stores one (proxy/cached_generate.cc: each streamed chunk appended
-// as it came, usage and cost set, a shared CachedResponse), inserts them under real cache keys
-// into a cache large enough to keep them all, and reads the heap in use (mallinfo2) and the
-// resident set (/proc/self/statm) before and after. Per entry: the growth divided by N.
+// as it came and the vector shrunk to fit, usage and cost set, a shared CachedResponse), inserts
+// them under real cache keys into a cache large enough to keep them all, and reads the heap in use
+// (mallinfo2) and the resident set (/proc/self/statm) before and after. Per entry: the growth
+// divided by N.
 //
 // Cases: answers of 100 B, 1 KB and 10 KB, each as one chunk (a unary backend call), as 20-byte
 // chunks, and as 4-byte chunks (one token per delta, as the simulator and most servers stream).
@@ -95,8 +96,9 @@ void MeasureCase(const MemoryCase& c, int64_t entries) {
   for (int64_t i = 0; i < entries; ++i) {
     message->set_content(absl::StrCat("Benchmark prompt number ", i));
     auto answer = std::make_shared<CachedResponse>();
-    // Appended one by one as the chunks streamed in, like the pipeline's FlightFeeder.
+    // Appended one by one as the chunks streamed in, then shrunk, like the pipeline's FlightFeeder.
     for (const std::string& chunk : chunks) answer->chunks.push_back(chunk);
+    answer->chunks.shrink_to_fit();
     answer->finish_reason = v1::FINISH_REASON_STOP;
     answer->usage.set_input_tokens(12);
     answer->usage.set_output_tokens(chunks.size());
@@ -120,9 +122,9 @@ void MeasureCase(const MemoryCase& c, int64_t entries) {
   const double resident = static_cast<double>(after.resident_bytes - before.resident_bytes) / n;
   const std::string shape =
       c.chunk_bytes == 0 ? "1 chunk" : absl::StrCat(chunks.size(), " × ", c.chunk_bytes, " B");
-  std::cout << absl::StrFormat("| %d | %s | %d | %.0f | %.0f | %.0f | %.2f | %.2f |\n",
+  std::cout << absl::StrFormat("| %d | %s | %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f |\n",
                                c.payload_bytes, shape, entries, charged, heap, resident,
-                               heap / charged, resident / charged)
+                               resident - charged, heap / charged, resident / charged)
             << std::flush;
 }
 
@@ -136,7 +138,8 @@ int main(int argc, char** argv) {
   const int64_t budget = smoke ? 1'000'000 : absl::GetFlag(FLAGS_payload_budget_bytes);
 
   std::cout << "| payload B | chunks | entries | charged B/entry | heap B/entry | RSS B/entry | "
-               "heap ÷ charged | RSS ÷ charged |\n|---|---|---|---|---|---|---|---|\n"
+               "uncharged B/entry (RSS − charged) | heap ÷ charged | RSS ÷ charged |\n"
+               "|---|---|---|---|---|---|---|---|---|\n"
             << std::flush;
   int status = 0;
   for (const int payload : {100, 1000, 10000}) {
