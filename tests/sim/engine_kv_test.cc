@@ -42,7 +42,9 @@ std::vector<Record> RunBatch(SimEngine& engine, FakeClock& clock,
     // The KV cache never holds more than its capacity, seen from any chunk.
     cb.on_chunk = [&engine, record = std::move(cb.on_chunk)](v1::GenerateResponse chunk) {
       const uint64_t capacity = engine.kv_capacity_bytes();
-      if (capacity > 0) EXPECT_LE(engine.GetStats().kv_cache_bytes, capacity);
+      if (capacity > 0) {
+        EXPECT_LE(engine.GetStats().kv_cache_bytes, capacity);
+      }
       record(std::move(chunk));
     };
     callbacks.push_back(std::move(cb));
