@@ -6,6 +6,10 @@
 // made as one unary backend call (one message instead of one per token); cut short, it reports
 // nothing and the pipeline estimates.
 //
+// Batched prompt completions (CompleteBatch): one backend call for several prompts that share the
+// model and every sampling parameter, answered per prompt. Backends that cannot make such a call
+// keep the default, which says so (SupportsCompleteBatch false, CompleteBatch UNIMPLEMENTED).
+//
 // Thread safety: Backend implementations are thread-safe and shared by all requests. Observer
 // methods for one call are never invoked concurrently, but may run on any thread, including the
 // caller's thread before Generate() returns.
@@ -13,10 +17,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "proxy/common/status_payloads.h"
@@ -55,6 +62,30 @@ struct EmbedCall {
 
 using EmbedCallback = std::function<void(absl::StatusOr<v1::EmbedResponse>)>;
 
+struct CompleteBatchCall {
+  // The model (the backend's name), params and batch flag every prompt shares; its input unset.
+  v1::GenerateRequest request;
+  std::vector<std::string> prompts;  // at least one
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// The answer to one prompt of a batch.
+struct BatchChoice {
+  absl::Status status;  // not OK: this prompt failed on its own (no answer, or a malformed one)
+  std::string text;
+  v1::FinishReason finish_reason = v1::FINISH_REASON_UNSPECIFIED;
+  std::optional<v1::Usage> usage;  // the prompt's own usage, when the backend reports it
+};
+
+struct CompleteBatchResult {
+  std::vector<BatchChoice> choices;  // one per prompt, in the call's order
+  std::optional<v1::Usage> usage;    // the whole call's, when the backend reports it
+};
+
+// A whole-call error (the backend unreachable, the call refused, the answer unreadable) fails
+// every prompt; OK with exactly one choice per prompt otherwise.
+using CompleteBatchCallback = std::function<void(absl::StatusOr<CompleteBatchResult>)>;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -64,6 +95,16 @@ class Backend {
                                                 std::shared_ptr<GenerateObserver> observer) = 0;
   // `done` runs exactly once, on any thread, possibly before Embed returns.
   virtual void Embed(EmbedCall call, EmbedCallback done) = 0;
+
+  // Whether CompleteBatch makes one backend call for a batch of prompts.
+  virtual bool SupportsCompleteBatch() const { return false; }
+  // `done` runs exactly once, on any thread, possibly before CompleteBatch returns. The answers are
+  // whole (unary), never streamed.
+  virtual void CompleteBatch(CompleteBatchCall call, CompleteBatchCallback done) {
+    (void)call;
+    done(absl::UnimplementedError(
+        absl::StrCat("backend \"", name(), "\" cannot complete a batch of prompts")));
+  }
 };
 
 }  // namespace tollgate

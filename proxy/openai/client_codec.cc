@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "proxy/common/status_macros.h"
 #include "proxy/http/client/backend_json.h"
 
@@ -120,6 +121,45 @@ std::string Finish(JsonWriter& writer, rapidjson::StringBuffer& buffer) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// The objects of `array` (the member `name`) placed at their "index" (their position when a server
+// omits it) in a vector of `slots`, nullptr where none is; INTERNAL when an element is not an
+// object or its index is out of range or repeated.
+absl::StatusOr<std::vector<const rapidjson::Value*>> ByIndex(const rapidjson::Value& array,
+                                                             absl::string_view name, size_t slots) {
+  std::vector<const rapidjson::Value*> by_index(slots, nullptr);
+  for (rapidjson::SizeType i = 0; i < array.Size(); ++i) {
+    const rapidjson::Value& item = array[i];
+    const std::string path = absl::StrCat(name, "[", i, "]");
+    if (!item.IsObject()) return MalformedJson(absl::StrCat(path, ": not an object"));
+    uint64_t index = i;
+    if (http::FindMember(item, "index") != nullptr) {
+      TG_ASSIGN_OR_RETURN(index, http::CountMember(item, "index", path));
+    }
+    if (index >= slots || by_index[index] != nullptr) {
+      return MalformedJson(
+          absl::StrCat(path, ".index: ", index, " is out of range or repeated (", slots, ")"));
+    }
+    by_index[index] = &item;
+  }
+  return by_index;
+}
+
+// A /v1/completions body: `prompts` as the prompt, one string or (`as_array`) an array of them.
+std::string CompletionsJson(const v1::GenerateRequest& request,
+                            absl::Span<const std::string> prompts, bool as_array, bool stream) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter writer(buffer);
+  writer.StartObject();
+  writer.Key("model");
+  WriteString(writer, request.model());
+  writer.Key("prompt");
+  if (as_array) writer.StartArray();
+  for (const std::string& prompt : prompts) WriteString(writer, prompt);
+  if (as_array) writer.EndArray();
+  WriteParams(request, stream, writer);
+  return Finish(writer, buffer);
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> ChatCompletionsBody(const v1::GenerateRequest& request, bool stream) {
@@ -154,15 +194,14 @@ absl::StatusOr<std::string> CompletionsBody(const v1::GenerateRequest& request, 
   if (request.input_case() != v1::GenerateRequest::kPrompt) {
     return absl::InvalidArgumentError("completions need a prompt");
   }
-  rapidjson::StringBuffer buffer;
-  JsonWriter writer(buffer);
-  writer.StartObject();
-  writer.Key("model");
-  WriteString(writer, request.model());
-  writer.Key("prompt");
-  WriteString(writer, request.prompt());
-  WriteParams(request, stream, writer);
-  return Finish(writer, buffer);
+  return CompletionsJson(request, absl::MakeConstSpan(&request.prompt(), 1), /*as_array=*/false,
+                         stream);
+}
+
+absl::StatusOr<std::string> CompletionsBatchBody(const v1::GenerateRequest& request,
+                                                 const std::vector<std::string>& prompts) {
+  if (prompts.empty()) return absl::InvalidArgumentError("a batch needs at least one prompt");
+  return CompletionsJson(request, prompts, /*as_array=*/true, /*stream=*/false);
 }
 
 std::string EmbeddingsBody(const v1::EmbedRequest& request) {
@@ -200,6 +239,37 @@ absl::StatusOr<Completion> ParseCompletion(absl::string_view body) {
   return completion;
 }
 
+absl::StatusOr<BatchCompletion> ParseBatchCompletion(absl::string_view body, size_t prompts) {
+  TG_ASSIGN_OR_RETURN(const rapidjson::Document document, http::ParseJsonObject(body));
+  TG_ASSIGN_OR_RETURN(const rapidjson::Value* choices, http::ArrayMember(document, "choices", ""));
+  if (choices == nullptr) return MalformedJson("choices: missing");
+  TG_ASSIGN_OR_RETURN(const std::vector<const rapidjson::Value*> by_index,
+                      ByIndex(*choices, "choices", prompts));
+  BatchCompletion batch;
+  batch.choices.resize(prompts);
+  for (size_t i = 0; i < prompts; ++i) {
+    BatchCompletionChoice& out = batch.choices[i];
+    if (by_index[i] == nullptr) {
+      out.status = MalformedJson(absl::StrCat("choices: none for prompt ", i, " of ", prompts));
+      continue;
+    }
+    const std::string path = absl::StrCat("choices[index ", i, "]");
+    absl::StatusOr<std::string> text = http::StringMember(*by_index[i], "text", path);
+    absl::StatusOr<std::string> reason = http::StringMember(*by_index[i], "finish_reason", path);
+    if (!text.ok() || !reason.ok()) {
+      out.status = !text.ok() ? text.status() : reason.status();
+      continue;
+    }
+    out.text = *std::move(text);
+    out.finish_reason = FinishReasonFromOpenAi(*reason);
+    if (out.finish_reason == v1::FINISH_REASON_UNSPECIFIED) {
+      out.finish_reason = v1::FINISH_REASON_STOP;  // a whole answer is complete
+    }
+  }
+  TG_ASSIGN_OR_RETURN(batch.usage, OptionalUsage(document));
+  return batch;
+}
+
 absl::StatusOr<CompletionChunk> ParseCompletionChunk(absl::string_view data) {
   TG_ASSIGN_OR_RETURN(const rapidjson::Document document, http::ParseJsonObject(data));
   CompletionChunk chunk;
@@ -224,20 +294,11 @@ absl::StatusOr<v1::EmbedResponse> ParseEmbeddings(absl::string_view body) {
   TG_ASSIGN_OR_RETURN(const rapidjson::Value* data, http::ArrayMember(document, "data", ""));
   if (data == nullptr) return MalformedJson("data: missing");
   const size_t n = data->Size();
-  std::vector<const rapidjson::Value*> by_index(n, nullptr);
-  for (rapidjson::SizeType i = 0; i < n; ++i) {
-    const rapidjson::Value& item = (*data)[i];
-    const std::string path = absl::StrCat("data[", i, "]");
-    if (!item.IsObject()) return MalformedJson(absl::StrCat(path, ": not an object"));
-    uint64_t index = i;  // servers that omit the index list the embeddings in order
-    if (http::FindMember(item, "index") != nullptr) {
-      TG_ASSIGN_OR_RETURN(index, http::CountMember(item, "index", path));
-    }
-    if (index >= n || by_index[index] != nullptr) {
-      return MalformedJson(absl::StrCat(path, ".index: ", index, " is out of range or repeated"));
-    }
-    TG_ASSIGN_OR_RETURN(by_index[index], http::ArrayMember(item, "embedding", path));
-    if (by_index[index] == nullptr) return MalformedJson(absl::StrCat(path, ".embedding: missing"));
+  TG_ASSIGN_OR_RETURN(std::vector<const rapidjson::Value*> by_index, ByIndex(*data, "data", n));
+  for (size_t i = 0; i < n; ++i) {
+    const std::string path = absl::StrCat("data[index ", i, "]");
+    TG_ASSIGN_OR_RETURN(by_index[i], http::ArrayMember(*by_index[i], "embedding", path));
+    if (by_index[i] == nullptr) return MalformedJson(absl::StrCat(path, ".embedding: missing"));
   }
   v1::EmbedResponse response;
   for (size_t i = 0; i < n; ++i) {

@@ -16,6 +16,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -30,6 +31,11 @@ namespace tollgate::openai {
 absl::StatusOr<std::string> ChatCompletionsBody(const v1::GenerateRequest& request, bool stream);
 // Prompt input → /v1/completions, with the same parameters. INVALID_ARGUMENT without a prompt.
 absl::StatusOr<std::string> CompletionsBody(const v1::GenerateRequest& request, bool stream);
+// Several prompts sharing `request`'s model and parameters (its own input ignored) → one
+// non-streamed /v1/completions call with `prompt` as an array of strings. INVALID_ARGUMENT
+// without prompts.
+absl::StatusOr<std::string> CompletionsBatchBody(const v1::GenerateRequest& request,
+                                                 const std::vector<std::string>& prompts);
 // → /v1/embeddings, as floats.
 std::string EmbeddingsBody(const v1::EmbedRequest& request);
 
@@ -45,6 +51,23 @@ struct Completion {
   std::optional<v1::Usage> usage;
 };
 absl::StatusOr<Completion> ParseCompletion(absl::string_view body);
+
+// A whole text_completion answering a batch of `prompts` prompts: choices[i] matched to its prompt
+// by `index` (by position when a server omits it), and the whole call's usage when reported.
+// A choice that is not there, or whose text or finish reason is malformed, fails alone
+// (`choices[i]` holds its INTERNAL status); the whole answer is INTERNAL when it is not JSON, has
+// no choices array, or a choice that cannot be placed (not an object, an index out of range or
+// repeated: a server answering n > 1 completions per prompt).
+struct BatchCompletionChoice {
+  absl::Status status;
+  std::string text;
+  v1::FinishReason finish_reason = v1::FINISH_REASON_UNSPECIFIED;  // STOP when none was given
+};
+struct BatchCompletion {
+  std::vector<BatchCompletionChoice> choices;  // one per prompt
+  std::optional<v1::Usage> usage;
+};
+absl::StatusOr<BatchCompletion> ParseBatchCompletion(absl::string_view body, size_t prompts);
 
 // One streamed chunk (the data of one event, "[DONE]" excluded): the text delta, a finish reason
 // when the choice ended, usage on the usage-only chunk (whose choices are []), or the error an

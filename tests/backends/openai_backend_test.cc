@@ -1,8 +1,11 @@
 #include "proxy/backends/openai/openai_backend.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proxy/http/client/http_status.h"
@@ -385,6 +388,92 @@ TEST(OpenAiBackend, TheWrongNumberOfEmbeddingsIsInternal) {
   EmbedRecorder recorder;
   backend->Embed(std::move(call), recorder.Callback());
   EXPECT_EQ(recorder.Wait().status().code(), absl::StatusCode::kInternal);
+}
+
+// Waits for a CompleteBatch answer.
+class BatchRecorder {
+ public:
+  CompleteBatchCallback Callback() {
+    return [this](absl::StatusOr<CompleteBatchResult> result) {
+      {
+        absl::MutexLock lock(&mu_);
+        result_ = std::move(result);
+      }
+      done_.Notify();
+    };
+  }
+  absl::StatusOr<CompleteBatchResult> Wait() {
+    EXPECT_TRUE(done_.WaitForNotificationWithTimeout(kWait)) << "no batch answer";
+    absl::MutexLock lock(&mu_);
+    return result_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::StatusOr<CompleteBatchResult> result_ ABSL_GUARDED_BY(mu_) = absl::UnknownError("none");
+  absl::Notification done_;
+};
+
+CompleteBatchCall Batch(std::vector<std::string> prompts) {
+  CompleteBatchCall call;
+  call.request.set_model("llama");
+  call.request.mutable_params()->set_max_tokens(4);
+  call.prompts = std::move(prompts);
+  return call;
+}
+
+TEST(OpenAiBackend, ABatchOfPromptsIsOneCompletionsRequestAnsweredPerPrompt) {
+  FakeHttpServer server([](const ReceivedRequest&, FakeConnection& c) {
+    c.Write(HttpResponse(200, "application/json", R"({"object":"text_completion","choices":[
+      {"index":1,"text":"B","finish_reason":"length"},{"index":0,"text":"A","finish_reason":"stop"}],
+      "usage":{"prompt_tokens":6,"completion_tokens":5,"total_tokens":11}})"));
+  });
+  auto backend = OpenAiFor(server);
+  EXPECT_TRUE(backend->SupportsCompleteBatch());
+  BatchRecorder recorder;
+  backend->CompleteBatch(Batch({"first", "second"}), recorder.Callback());
+  absl::StatusOr<CompleteBatchResult> result = recorder.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->choices.size(), 2u);
+  EXPECT_EQ(result->choices[0].text, "A");
+  EXPECT_EQ(result->choices[1].text, "B");
+  EXPECT_EQ(result->choices[1].finish_reason, v1::FINISH_REASON_LENGTH);
+  ASSERT_TRUE(result->usage.has_value());
+  EXPECT_EQ(result->usage->input_tokens(), 6u);
+  ASSERT_EQ(server.requests().size(), 1u);
+  const ReceivedRequest request = server.requests().at(0);
+  EXPECT_EQ(request.target, "/prefix/v1/completions");
+  EXPECT_EQ(request.Header("accept"), "application/json");
+  rapidjson::Document body;
+  body.Parse(request.body.c_str());
+  ASSERT_TRUE(body["prompt"].IsArray());
+  EXPECT_STREQ(body["prompt"][1].GetString(), "second");
+  EXPECT_EQ(body["max_tokens"].GetUint(), 4u);
+}
+
+TEST(OpenAiBackend, ABatchRefusedOrUnreadableFailsAsAWhole) {
+  FakeHttpServer refusing([](const ReceivedRequest&, FakeConnection& c) {
+    c.Write(HttpResponse(400, "application/json", R"({"error":{"message":"prompt too long"}})"));
+  });
+  BatchRecorder refused;
+  OpenAiFor(refusing)->CompleteBatch(Batch({"a", "b"}), refused.Callback());
+  const absl::Status status = refused.Wait().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("prompt too long"));
+  EXPECT_EQ(Payload(status, http::kHttpStatusPayload), "400");
+
+  FakeHttpServer streaming(
+      [](const ReceivedRequest&, FakeConnection& c) { WriteEventStream(c, GoodStream()); });
+  BatchRecorder streamed;
+  OpenAiFor(streaming)->CompleteBatch(Batch({"a"}), streamed.Callback());
+  EXPECT_EQ(streamed.Wait().status().code(), absl::StatusCode::kInternal);
+
+  FakeHttpServer garbled([](const ReceivedRequest&, FakeConnection& c) {
+    c.Write(HttpResponse(200, "application/json", R"({"choices":[{"index":7,"text":"x"}]})"));
+  });
+  BatchRecorder unreadable;
+  OpenAiFor(garbled)->CompleteBatch(Batch({"a"}), unreadable.Callback());
+  EXPECT_EQ(unreadable.Wait().status().code(), absl::StatusCode::kInternal);
 }
 
 TEST(OpenAiBackend, SpeaksTlsWhenTheBaseUrlSaysSo) {

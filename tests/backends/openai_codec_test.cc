@@ -223,6 +223,105 @@ TEST(OpenAiClientCodec, NeverCrashesOnATruncatedAnswer) {
   }
 }
 
+TEST(OpenAiClientCodec, ABatchBodyCarriesThePromptsAsAnArrayAndEveryParameter) {
+  v1::GenerateRequest request;
+  request.set_model("llama");
+  request.set_prompt("ignored: the batch's prompts are given apart");
+  request.mutable_params()->set_max_tokens(8);
+  request.mutable_params()->set_temperature(0.25f);
+  request.mutable_params()->add_stop("\n");
+  request.set_batch(true);
+  absl::StatusOr<std::string> body = CompletionsBatchBody(request, {"one", "two \"2\"", ""});
+  ASSERT_TRUE(body.ok()) << body.status();
+  const rapidjson::Document json = Json(*body);
+  EXPECT_STREQ(json["model"].GetString(), "llama");
+  ASSERT_TRUE(json["prompt"].IsArray());
+  ASSERT_EQ(json["prompt"].Size(), 3u);
+  EXPECT_STREQ(json["prompt"][1].GetString(), "two \"2\"");
+  EXPECT_STREQ(json["prompt"][2].GetString(), "");
+  EXPECT_EQ(json["max_tokens"].GetUint(), 8u);
+  EXPECT_DOUBLE_EQ(json["temperature"].GetDouble(), 0.25);
+  EXPECT_STREQ(json["stop"][0].GetString(), "\n");
+  EXPECT_STREQ(json["service_tier"].GetString(), "flex");
+  EXPECT_FALSE(json["stream"].GetBool());
+  EXPECT_EQ(CompletionsBatchBody(request, {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(OpenAiClientCodec, ParsesABatchAnswerByChoiceIndexWithTheCallsUsage) {
+  absl::StatusOr<BatchCompletion> batch = ParseBatchCompletion(R"({
+    "id": "cmpl-1", "object": "text_completion", "model": "llama",
+    "choices": [{"text": " two", "index": 1, "logprobs": null, "finish_reason": "length"},
+                {"text": " one", "index": 0, "logprobs": null, "finish_reason": "stop"},
+                {"text": "", "index": 2, "finish_reason": null}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}})",
+                                                               3);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->choices.size(), 3u);
+  for (const BatchCompletionChoice& choice : batch->choices) EXPECT_TRUE(choice.status.ok());
+  EXPECT_EQ(batch->choices[0].text, " one");
+  EXPECT_EQ(batch->choices[0].finish_reason, v1::FINISH_REASON_STOP);
+  EXPECT_EQ(batch->choices[1].text, " two");
+  EXPECT_EQ(batch->choices[1].finish_reason, v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(batch->choices[2].finish_reason, v1::FINISH_REASON_STOP) << "a whole answer ended";
+  ASSERT_TRUE(batch->usage.has_value());
+  EXPECT_EQ(batch->usage->input_tokens(), 9u);
+  EXPECT_EQ(batch->usage->output_tokens(), 5u);
+  EXPECT_EQ(batch->usage->source(), v1::USAGE_SOURCE_REPORTED);
+}
+
+TEST(OpenAiClientCodec, BatchChoicesWithoutAnIndexAreTakenInOrderAndUsageIsOptional) {
+  absl::StatusOr<BatchCompletion> batch =
+      ParseBatchCompletion(R"({"choices":[{"text":"a"},{"text":"b"}]})", 2);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_EQ(batch->choices[0].text, "a");
+  EXPECT_EQ(batch->choices[1].text, "b");
+  EXPECT_FALSE(batch->usage.has_value());
+}
+
+TEST(OpenAiClientCodec, AMissingOrMalformedChoiceFailsOnlyItsPrompt) {
+  absl::StatusOr<BatchCompletion> batch = ParseBatchCompletion(
+      R"({"choices":[{"index":0,"text":"fine"},{"index":2,"text":7},
+                     {"index":3,"text":"x","finish_reason":["stop"]}]})",
+      4);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_TRUE(batch->choices[0].status.ok());
+  EXPECT_EQ(batch->choices[0].text, "fine");
+  for (size_t i : {1, 2, 3}) {
+    EXPECT_EQ(batch->choices[i].status.code(), absl::StatusCode::kInternal) << i;
+    EXPECT_THAT(batch->choices[i].status.message(), HasSubstr("backend sent malformed JSON"));
+  }
+  EXPECT_THAT(batch->choices[1].status.message(), HasSubstr("none for prompt 1 of 4"));
+  EXPECT_THAT(batch->choices[2].status.message(), HasSubstr("choices[index 2]"));
+}
+
+TEST(OpenAiClientCodec, MalformedBatchAnswersAreInternalErrors) {
+  for (const char* bad :
+       {"", "not json", "[1,2]", R"({})", R"({"choices":null})", R"({"choices":{"0":1}})",
+        R"({"choices":[42]})", R"({"choices":[{"index":2,"text":"x"}]})",
+        R"({"choices":[{"index":0,"text":"x"},{"index":0,"text":"y"}]})",
+        R"({"choices":[{"index":-1,"text":"x"}]})", R"({"choices":[{"index":"0","text":"x"}]})",
+        R"({"choices":[{"index":0.5,"text":"x"}]})",
+        R"({"choices":[{"text":"x"},{"text":"y"},{"text":"z"}]})",
+        R"({"choices":[{"text":"x"}],"usage":{"prompt_tokens":"12"}})",
+        R"({"choices":[{"text":"x"}],"usage":[]})"}) {
+    absl::StatusOr<BatchCompletion> batch = ParseBatchCompletion(bad, 2);
+    EXPECT_EQ(batch.status().code(), absl::StatusCode::kInternal) << bad;
+    EXPECT_THAT(batch.status().message(), HasSubstr("backend sent malformed JSON")) << bad;
+  }
+}
+
+TEST(OpenAiClientCodec, NeverCrashesOnATruncatedBatchAnswer) {
+  const std::string whole =
+      R"({"choices":[{"text":"a","index":0,"finish_reason":"stop"},{"text":"b","index":1}],)"
+      R"("usage":{"prompt_tokens":4,"completion_tokens":2}})";
+  ASSERT_TRUE(ParseBatchCompletion(whole, 2).ok());
+  for (size_t n = 0; n < whole.size(); ++n) {
+    EXPECT_EQ(ParseBatchCompletion(whole.substr(0, n), 2).status().code(),
+              absl::StatusCode::kInternal)
+        << n;
+  }
+}
+
 TEST(OpenAiClientCodec, OrdersEmbeddingsByTheirIndex) {
   absl::StatusOr<v1::EmbedResponse> response = ParseEmbeddings(R"({
     "object": "list",

@@ -66,5 +66,60 @@ TEST(SimBackend, RejectsAnUnknownGpuPreset) {
   EXPECT_EQ(NewSimBackend("sim", config, {}).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(SimBackend, CompletesABatchOfPromptsWithEachChoicesUsageAndTheirSum) {
+  SimConfig config;
+  config.time_scale = 0.001;
+  auto backend = NewSimBackend("sim", config, {});
+  ASSERT_TRUE(backend.ok());
+  EXPECT_TRUE((*backend)->SupportsCompleteBatch());
+  CompleteBatchCall call;
+  call.request = Prompt(3);
+  call.request.clear_input();
+  call.prompts = {"one", "a somewhat longer prompt than the first"};
+  absl::Notification done;
+  absl::StatusOr<CompleteBatchResult> result;
+  (*backend)->CompleteBatch(std::move(call), [&](absl::StatusOr<CompleteBatchResult> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->choices.size(), 2u);
+  uint64_t input = 0, output = 0;
+  for (const BatchChoice& choice : result->choices) {
+    EXPECT_TRUE(choice.status.ok()) << choice.status;
+    EXPECT_FALSE(choice.text.empty());
+    EXPECT_EQ(choice.finish_reason, v1::FINISH_REASON_LENGTH);
+    ASSERT_TRUE(choice.usage.has_value());
+    EXPECT_EQ(choice.usage->output_tokens(), 3u);
+    input += choice.usage->input_tokens();
+    output += choice.usage->output_tokens();
+  }
+  EXPECT_LT(result->choices[0].usage->input_tokens(), result->choices[1].usage->input_tokens());
+  ASSERT_TRUE(result->usage.has_value());
+  EXPECT_EQ(result->usage->input_tokens(), input);
+  EXPECT_EQ(result->usage->output_tokens(), output);
+  EXPECT_EQ(result->usage->source(), v1::USAGE_SOURCE_REPORTED);
+}
+
+TEST(SimBackend, PromptsTheEngineRefusesFailOneByOne) {
+  SimConfig config;
+  config.time_scale = 0;
+  auto backend = NewSimBackend("sim", config, {});
+  ASSERT_TRUE(backend.ok());
+  CompleteBatchCall call;
+  call.request = Prompt(1u << 30);  // beyond the simulator's max_tokens limit
+  call.request.clear_input();
+  call.prompts = {"a", "b"};
+  absl::StatusOr<CompleteBatchResult> result;
+  (*backend)->CompleteBatch(std::move(call),
+                            [&](absl::StatusOr<CompleteBatchResult> r) { result = std::move(r); });
+  ASSERT_TRUE(result.ok()) << result.status();
+  for (const BatchChoice& choice : result->choices) {
+    EXPECT_EQ(choice.status.code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_FALSE(result->usage.has_value());
+}
+
 }  // namespace
 }  // namespace tollgate

@@ -1,6 +1,8 @@
 #include "proxy/backends/openai/http_generation.h"
 
 #include <algorithm>
+#include <functional>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -98,34 +100,38 @@ class GenerateExchange final : public http::ApiResponseConsumer {
   std::string whole_text_;  // a whole (JSON) answer's text, sent with the finish reason
 };
 
-class EmbedExchange final : public http::ApiResponseConsumer {
+// A call answered by one whole JSON body (embeddings, a batch of prompts): decoded into a
+// Result, or the failure, handed to `done`.
+template <typename Result>
+class JsonExchange final : public http::ApiResponseConsumer {
  public:
-  EmbedExchange(std::shared_ptr<HttpBackendChannel> channel, EmbeddingsDecoder decode, int expected,
-                EmbedCallback done)
+  using Decode = std::function<absl::StatusOr<Result>(absl::string_view body)>;
+  using Done = std::function<void(absl::StatusOr<Result>)>;
+
+  // `what` names the request in the error for an event-stream answer.
+  JsonExchange(std::shared_ptr<HttpBackendChannel> channel, absl::string_view what, Decode decode,
+               Done done)
       : channel_(std::move(channel)),
-        decode_(decode),
-        expected_(expected),
+        what_(what),
+        decode_(std::move(decode)),
         done_(std::move(done)) {}
 
   absl::Status OnEvent(const http::SseEvent&) override {
-    return absl::InternalError("the backend answered an embeddings request with an event stream");
+    return absl::InternalError(
+        absl::StrCat("the backend answered ", what_, " with an event stream"));
   }
 
   absl::Status OnJson(absl::string_view body) override {
-    absl::StatusOr<v1::EmbedResponse> response = decode_(body);
-    if (!response.ok()) return response.status();
-    if (response->embeddings_size() != expected_) {
-      return absl::InternalError(absl::StrCat("the backend returned ", response->embeddings_size(),
-                                              " embeddings for ", expected_, " inputs"));
-    }
-    response_ = *std::move(response);
+    absl::StatusOr<Result> result = decode_(body);
+    if (!result.ok()) return result.status();
+    result_ = *std::move(result);
     return absl::OkStatus();
   }
 
   void OnFinished(absl::Status status) override {
-    EmbedCallback done = std::move(done_);
+    Done done = std::move(done_);
     if (status.ok()) {
-      done(std::move(response_));
+      done(std::move(result_));
     } else {
       done(channel_->ForClient(status));
     }
@@ -133,10 +139,10 @@ class EmbedExchange final : public http::ApiResponseConsumer {
 
  private:
   const std::shared_ptr<HttpBackendChannel> channel_;
-  const EmbeddingsDecoder decode_;
-  const int expected_;
-  EmbedCallback done_;
-  v1::EmbedResponse response_;
+  const std::string what_;
+  const Decode decode_;
+  Done done_;
+  Result result_;
 };
 
 }  // namespace
@@ -183,9 +189,29 @@ std::shared_ptr<BackendCall> HttpBackendChannel::Generate(
 
 void HttpBackendChannel::Embed(http::ClientRequest request, EmbeddingsDecoder decode,
                                int expected_embeddings, EmbedCallback done) {
-  http::SendApiRequest(*client_, std::move(request), error_message_,
-                       std::make_shared<EmbedExchange>(shared_from_this(), decode,
-                                                       expected_embeddings, std::move(done)));
+  auto decode_all =
+      [decode, expected_embeddings](absl::string_view body) -> absl::StatusOr<v1::EmbedResponse> {
+    absl::StatusOr<v1::EmbedResponse> response = decode(body);
+    if (response.ok() && response->embeddings_size() != expected_embeddings) {
+      return absl::InternalError(absl::StrCat("the backend returned ", response->embeddings_size(),
+                                              " embeddings for ", expected_embeddings, " inputs"));
+    }
+    return response;
+  };
+  http::SendApiRequest(
+      *client_, std::move(request), error_message_,
+      std::make_shared<JsonExchange<v1::EmbedResponse>>(shared_from_this(), "an embeddings request",
+                                                        std::move(decode_all), std::move(done)));
+}
+
+void HttpBackendChannel::CompleteBatch(http::ClientRequest request, BatchCompletionDecoder decode,
+                                       size_t prompts, CompleteBatchCallback done) {
+  http::SendApiRequest(
+      *client_, std::move(request), error_message_,
+      std::make_shared<JsonExchange<CompleteBatchResult>>(
+          shared_from_this(), "a batch of prompts",
+          [decode, prompts](absl::string_view body) { return decode(body, prompts); },
+          std::move(done)));
 }
 
 absl::Status HttpBackendChannel::ForClient(const absl::Status& status) {

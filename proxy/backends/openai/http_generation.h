@@ -61,6 +61,9 @@ class GenerationDecoder {
 };
 
 using EmbeddingsDecoder = absl::StatusOr<v1::EmbedResponse> (*)(absl::string_view body);
+// A whole answer to a batch of `prompts` prompts (one choice per prompt).
+using BatchCompletionDecoder = absl::StatusOr<CompleteBatchResult> (*)(absl::string_view body,
+                                                                       size_t prompts);
 
 // Always owned by a shared_ptr (make_shared): calls keep the channel alive.
 class HttpBackendChannel : public std::enable_shared_from_this<HttpBackendChannel> {
@@ -89,6 +92,11 @@ class HttpBackendChannel : public std::enable_shared_from_this<HttpBackendChanne
   // exactly one per input.
   void Embed(http::ClientRequest request, EmbeddingsDecoder decode, int expected_embeddings,
              EmbedCallback done);
+
+  // Sends `request` (a non-streamed batch of `prompts` prompts) and answers `done` with the
+  // decoded choices; an event stream is INTERNAL.
+  void CompleteBatch(http::ClientRequest request, BatchCompletionDecoder decode, size_t prompts,
+                     CompleteBatchCallback done);
 
   // `status` as the pipeline should see it (see the file comment).
   absl::Status ForClient(const absl::Status& status);

@@ -35,6 +35,21 @@ class OpenAiDecoder final : public GenerationDecoder {
   }
 };
 
+absl::StatusOr<CompleteBatchResult> DecodeBatch(absl::string_view body, size_t prompts) {
+  absl::StatusOr<openai::BatchCompletion> batch = openai::ParseBatchCompletion(body, prompts);
+  if (!batch.ok()) return batch.status();
+  CompleteBatchResult result;
+  result.usage = std::move(batch->usage);
+  result.choices.reserve(batch->choices.size());
+  for (openai::BatchCompletionChoice& choice : batch->choices) {
+    result.choices.push_back({.status = std::move(choice.status),
+                              .text = std::move(choice.text),
+                              .finish_reason = choice.finish_reason,
+                              .usage = std::nullopt});
+  }
+  return result;
+}
+
 class OpenAiBackend final : public Backend {
  public:
   OpenAiBackend(const BackendConfig& config, std::shared_ptr<HttpBackendChannel> channel)
@@ -57,6 +72,21 @@ class OpenAiBackend final : public Backend {
                            stream, Auth(), call.deadline);
     return channel_->Generate(std::move(request), std::make_unique<OpenAiDecoder>(),
                               std::move(observer));
+  }
+
+  bool SupportsCompleteBatch() const override { return true; }
+
+  // One /v1/completions call with the prompts as an array; choices come back by index, with one
+  // usage for the whole call.
+  void CompleteBatch(CompleteBatchCall call, CompleteBatchCallback done) override {
+    absl::StatusOr<std::string> body = openai::CompletionsBatchBody(call.request, call.prompts);
+    if (!body.ok()) {
+      done(body.status());
+      return;
+    }
+    http::ClientRequest request = channel_->JsonPost("/v1/completions", *std::move(body),
+                                                     /*stream=*/false, Auth(), call.deadline);
+    channel_->CompleteBatch(std::move(request), &DecodeBatch, call.prompts.size(), std::move(done));
   }
 
   void Embed(EmbedCall call, EmbedCallback done) override {

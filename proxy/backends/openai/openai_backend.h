@@ -7,7 +7,9 @@
 // embeddings to <path_prefix>/v1/embeddings, with `authorization: Bearer <api_key>` when the
 // config has a key. A streamed client call is streamed from the backend (stream_options.
 // include_usage is always set, so the stream ends with the usage); a unary one is one
-// non-streamed request. Each call is bounded by min(its deadline, now + config.timeout).
+// non-streamed request. A batch of prompts (CompleteBatch) is one non-streamed /v1/completions
+// request with `prompt` as an array. Each call is bounded by min(its deadline, now +
+// config.timeout).
 //
 // Errors: HTTP 400 → INVALID_ARGUMENT, 401/403 → PERMISSION_DENIED (logged once; the client sees
 // INTERNAL), 404 → NOT_FOUND, 429 → RESOURCE_EXHAUSTED, 5xx and transport failures →
