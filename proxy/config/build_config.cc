@@ -606,20 +606,53 @@ absl::StatusOr<std::optional<RedisSettings>> BuildRedis(const v1::RedisConfig& s
   return redis;
 }
 
-absl::Status CheckBatching(const v1::BatchingConfig& batching) {
-  if (!batching.enabled()) return absl::OkStatus();
-  if (batching.max_batch_size() == 0) {
-    return FieldError("batching.max_batch_size", "must be >= 1 when batching is enabled");
+constexpr uint64_t kMaxQueueDelayUs = 10'000'000;
+
+// The batching in effect for one backend: `global` with the backend's overrides (`path` names
+// them; empty for a backend the config does not declare).
+absl::StatusOr<BatchingOptions> BuildBatching(const v1::BatchingConfig& global,
+                                              const v1::BackendBatching& own,
+                                              const std::string& path) {
+  BatchingOptions options;
+  options.enabled = own.has_enabled() ? own.enabled() : global.enabled();
+  options.max_batch_size =
+      own.max_batch_size() > 0 ? own.max_batch_size() : global.max_batch_size();
+  const uint64_t delay_us =
+      own.has_max_queue_delay_us() ? own.max_queue_delay_us() : global.max_queue_delay_us();
+  const bool own_preferred = own.preferred_batch_sizes_size() > 0;
+  const auto& preferred =
+      own_preferred ? own.preferred_batch_sizes() : global.preferred_batch_sizes();
+  options.preferred_batch_sizes.assign(preferred.begin(), preferred.end());
+  if (!options.enabled) return options;
+  // Errors name the field the value came from.
+  const std::string here = path.empty() ? "batching" : path + ".batching";
+  const std::string size_from =
+      own.max_batch_size() > 0 ? here + ".max_batch_size" : "batching.max_batch_size";
+  if (options.max_batch_size == 0) {
+    return FieldError(size_from, "must be >= 1 when batching is enabled");
   }
-  for (int i = 0; i < batching.preferred_batch_sizes_size(); ++i) {
-    const uint32_t size = batching.preferred_batch_sizes(i);
-    if (size == 0 || size > batching.max_batch_size()) {
-      return FieldError(absl::StrCat("batching.preferred_batch_sizes[", i, "]"),
-                        absl::StrCat("must be 1 to max_batch_size (", batching.max_batch_size(),
-                                     "), got ", size));
+  if (delay_us > kMaxQueueDelayUs) {
+    return FieldError(
+        own.has_max_queue_delay_us() ? here + ".max_queue_delay_us" : "batching.max_queue_delay_us",
+        absl::StrCat("must be at most ", kMaxQueueDelayUs, " (10 s), got ", delay_us));
+  }
+  options.max_queue_delay = absl::Microseconds(static_cast<int64_t>(delay_us));
+  const std::string preferred_from =
+      own_preferred ? here + ".preferred_batch_sizes" : "batching.preferred_batch_sizes";
+  for (size_t i = 0; i < options.preferred_batch_sizes.size(); ++i) {
+    const uint32_t size = options.preferred_batch_sizes[i];
+    if (size > options.max_batch_size && !own_preferred && own.max_batch_size() > 0) {
+      return FieldError(size_from, absl::StrCat("must be at least the preferred batch sizes it "
+                                                "inherits (batching.preferred_batch_sizes[",
+                                                i, "] = ", size, "); set them here too"));
+    }
+    if (size == 0 || size > options.max_batch_size) {
+      return FieldError(
+          absl::StrCat(preferred_from, "[", i, "]"),
+          absl::StrCat("must be 1 to max_batch_size (", options.max_batch_size, "), got ", size));
     }
   }
-  return absl::OkStatus();
+  return options;
 }
 
 }  // namespace
@@ -658,7 +691,16 @@ absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& sour
     config->backends.push_back(std::move(sim));
   }
 
-  TG_RETURN_IF_ERROR(CheckBatching(source.batching()));
+  TG_RETURN_IF_ERROR(
+      BuildBatching(source.batching(), v1::BackendBatching(), "").status());  // the top level
+  for (size_t i = 0; i < config->backends.size(); ++i) {
+    const bool declared = i < static_cast<size_t>(source.backends_size());
+    TG_ASSIGN_OR_RETURN(
+        config->backends[i].batching,
+        BuildBatching(source.batching(),
+                      declared ? source.backends(i).batching() : v1::BackendBatching(),
+                      declared ? absl::StrCat("backends[", i, "]") : ""));
+  }
   config->cache = BuildCache(source.cache());
   TG_ASSIGN_OR_RETURN(config->redis, BuildRedis(source.redis()));
   for (int i = 0; i < source.budgets_size(); ++i) {

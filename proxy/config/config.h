@@ -98,6 +98,16 @@ struct BaseUrl {
   std::string path_prefix;  // "" or "/something", never a trailing slash
 };
 
+// Dynamic batching of one backend's calls: `batching`, with the backend's own overrides applied.
+struct BatchingOptions {
+  bool enabled = false;
+  uint32_t max_batch_size = 0;  // >= 1 when enabled
+  absl::Duration max_queue_delay = absl::ZeroDuration();
+  std::vector<uint32_t> preferred_batch_sizes;  // each 1 to max_batch_size
+
+  bool operator==(const BatchingOptions&) const = default;
+};
+
 struct BackendConfig {
   std::string name;
   BackendKind kind = BackendKind::kSim;
@@ -114,6 +124,7 @@ struct BackendConfig {
   EjectionConfig ejection;
   // Self-hosted GPUs whose cost is split among the requests in flight; unset: none.
   std::optional<GpuCostSpec> gpu_cost;
+  BatchingOptions batching;  // in effect for this backend
 };
 
 // The response cache (`cache`); disabled unless `enabled`.

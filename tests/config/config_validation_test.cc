@@ -303,6 +303,54 @@ TEST(ConfigValidation, EnabledBatchingNeedsABatchSize) {
                          "[4, 16]}"),
               StartsWith("batching.preferred_batch_sizes[1]: must be 1 to max_batch_size (8)"));
   EXPECT_NE(ParseValid("batching: {enabled: false}"), nullptr);
+  EXPECT_THAT(ParseError("batching: {enabled: true, max_batch_size: 8, "
+                         "max_queue_delay_us: 10000001}"),
+              StartsWith("batching.max_queue_delay_us: must be at most 10000000 (10 s)"));
+}
+
+TEST(ConfigValidation, ABackendsBatchingOverridesTheTopLevelFieldByField) {
+  const std::shared_ptr<const Config> config = ParseValid(R"(
+batching: {enabled: true, max_batch_size: 16, max_queue_delay_us: 2000,
+           preferred_batch_sizes: [4, 8]}
+backends:
+  - {name: a, kind: sim}
+  - {name: b, kind: sim, batching: {enabled: false}}
+  - {name: c, kind: sim, batching: {max_batch_size: 32, max_queue_delay_us: 0,
+                                    preferred_batch_sizes: [32]}}
+models: [{name: m, backend: a}, {name: n}]
+)");
+  ASSERT_NE(config, nullptr);
+  const BatchingOptions& a = config->FindBackend("a")->batching;
+  EXPECT_TRUE(a.enabled);
+  EXPECT_EQ(a.max_batch_size, 16u);
+  EXPECT_EQ(a.max_queue_delay, absl::Microseconds(2000));
+  EXPECT_EQ(a.preferred_batch_sizes, (std::vector<uint32_t>{4, 8}));
+  EXPECT_FALSE(config->FindBackend("b")->batching.enabled);
+  const BatchingOptions& c = config->FindBackend("c")->batching;
+  EXPECT_EQ(c.max_batch_size, 32u);
+  EXPECT_EQ(c.max_queue_delay, absl::ZeroDuration()) << "a written 0 overrides";
+  EXPECT_EQ(c.preferred_batch_sizes, (std::vector<uint32_t>{32}));
+  EXPECT_EQ(config->FindBackend("sim")->batching, a) << "the embedded simulator: the top level";
+}
+
+TEST(ConfigValidation, ABackendMayBatchAloneAndItsErrorsNameWhereTheValueCameFrom) {
+  const std::shared_ptr<const Config> alone =
+      ParseValid("backends: [{name: a, kind: sim, batching: {enabled: true, max_batch_size: 4}}]");
+  ASSERT_NE(alone, nullptr);
+  EXPECT_TRUE(alone->FindBackend("a")->batching.enabled);
+  EXPECT_THAT(ParseError("backends: [{name: a, kind: sim, batching: {enabled: true}}]"),
+              StartsWith("batching.max_batch_size: must be >= 1 when batching is enabled"));
+  EXPECT_THAT(ParseError("batching: {enabled: true, max_batch_size: 16, preferred_batch_sizes: "
+                         "[8]}\nbackends: [{name: a, kind: sim, batching: {max_batch_size: 4}}]"),
+              StartsWith("backends[0].batching.max_batch_size: must be at least the preferred "
+                         "batch sizes it inherits (batching.preferred_batch_sizes[0] = 8)"));
+  EXPECT_THAT(ParseError("batching: {enabled: true, max_batch_size: 16}\nbackends: [{name: a, "
+                         "kind: sim, batching: {preferred_batch_sizes: [2, 20]}}]"),
+              StartsWith("backends[0].batching.preferred_batch_sizes[1]: must be 1 to "
+                         "max_batch_size (16)"));
+  EXPECT_THAT(ParseError("batching: {enabled: true, max_batch_size: 16}\nbackends: [{name: a, "
+                         "kind: sim, batching: {max_queue_delay_us: 99999999}}]"),
+              StartsWith("backends[0].batching.max_queue_delay_us: must be at most"));
 }
 
 TEST(ConfigValidation, TypeErrorsFromTheYamlStartWithTheFieldPath) {
