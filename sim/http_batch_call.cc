@@ -46,10 +46,10 @@ class BatchCompletionCall : public std::enable_shared_from_this<BatchCompletionC
     for (size_t i = 0; i < requests_.size(); ++i) {
       callbacks.push_back({
           .on_chunk = [self = shared_from_this(),
-                       i](v1::GenerateResponse chunk) { self->OnChunk(i, chunk.text()); },
+                       i](const v1::GenerateResponse& chunk) { self->OnChunk(i, chunk.text()); },
           .on_done = [self = shared_from_this(), i](
                          const absl::Status& status,
-                         v1::GenerateResponse last) { self->OnDone(i, status, std::move(last)); },
+                         const v1::GenerateResponse& last) { self->OnDone(i, status, last); },
       });
     }
     const std::vector<SimEngine::RequestId> ids = engine_->SubmitBatch(
@@ -76,7 +76,7 @@ class BatchCompletionCall : public std::enable_shared_from_this<BatchCompletionC
     CancelAll();
   }
 
-  void OnDone(size_t i, const absl::Status& status, v1::GenerateResponse last) {
+  void OnDone(size_t i, const absl::Status& status, const v1::GenerateResponse& last) {
     {
       absl::MutexLock lock(&mu_);
       if (answered_) return;

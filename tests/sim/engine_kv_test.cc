@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sim/engine.h"
@@ -133,7 +134,10 @@ TEST(SimEngineKv, NeverPreemptsWhenTheCapacityHoldsEveryAnswer) {
       KvCapacityBytesFor(large.gpu, large.gpu_count, ShapeForModel("llama-3-8b")));
   SimEngine engine_large(large);
   std::vector<v1::GenerateRequest> many;
-  for (int i = 0; i < 32; ++i) many.push_back(PromptRequest(std::string(4000, 'a' + i % 26), 200));
+  many.reserve(32);
+  for (int i = 0; i < 32; ++i) {
+    many.push_back(PromptRequest(absl::StrCat(i, std::string(4000, 'x')), 200));
+  }
   for (const Record& record : RunBatch(engine_large, large_clock, many)) {
     EXPECT_TRUE(record.status.ok());
   }

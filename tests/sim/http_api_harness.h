@@ -24,7 +24,7 @@ class HttpApiHarness {
  public:
   explicit HttpApiHarness(double time_scale = 0, FaultDefaults faults = {})
       : HttpApiHarness(DefaultEngineOptions(time_scale), faults) {}
-  HttpApiHarness(EngineOptions engine_options, FaultDefaults faults) {
+  HttpApiHarness(const EngineOptions& engine_options, FaultDefaults faults) {
     engine_ = std::make_unique<SimEngine>(engine_options);
     HttpApiOptions options;
     options.faults = faults;
