@@ -27,6 +27,24 @@ void BackendHealth::RecordFailure(const EjectionConfig& policy, absl::Time now) 
   }
 }
 
+bool BackendHealth::RecordOutcome(const absl::Status& status, const EjectionConfig& policy,
+                                  absl::Time now) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+      RecordFailure(policy, now);
+      return true;
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+      return false;
+    default:
+      RecordSuccess();
+      return true;
+  }
+}
+
 bool BackendHealth::ejected() const {
   absl::MutexLock lock(&mu_);
   return ejected_;

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proxy/config/config.h"
@@ -20,6 +21,11 @@ class BackendHealth {
   bool AllowCall(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   void RecordSuccess() ABSL_LOCKS_EXCLUDED(mu_);
   void RecordFailure(const EjectionConfig& policy, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  // Records a call that ended with `status`: unreachable and failing backends count against
+  // ejection; an answer, even a client error, shows the backend alive; rate limiting, cancels and
+  // deadlines say nothing about health. Returns whether it counted either way.
+  bool RecordOutcome(const absl::Status& status, const EjectionConfig& policy, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
   bool ejected() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

@@ -151,9 +151,11 @@ class AttemptPlan {
 
   // Accounts for an attempt that ended with `status`. Returns the delay before the next attempt
   // when one should follow; nullopt when the request ends with `status`. `may_retry` is false once
-  // anything reached the client or the client is gone.
-  std::optional<absl::Duration> AfterAttempt(const absl::Status& status, bool may_retry) {
-    RecordHealth(status);
+  // anything reached the client or the client is gone. A batched attempt's health is recorded once
+  // for its whole call by the batch router, not by each request in it.
+  std::optional<absl::Duration> AfterAttempt(const absl::Status& status, bool may_retry,
+                                             bool record_health = true) {
+    if (record_health) RecordHealth(status);
     std::optional<absl::Duration> delay;
     if (may_retry && !status.ok() && IsRetryable(status)) delay = PlanRetry(status);
     a_->snapshot->metrics->RecordAttempt(current().config->name,
@@ -169,24 +171,12 @@ class AttemptPlan {
   }
 
  private:
-  // Passive health: unreachable and failing backends count against ejection; an answer, even a
-  // client error, shows the backend alive; rate limiting and cancels say nothing about health.
+  // Passive health (BackendHealth::RecordOutcome).
   void RecordHealth(const absl::Status& status) {
     const Target& target = current();
-    switch (status.code()) {
-      case absl::StatusCode::kUnavailable:
-      case absl::StatusCode::kInternal:
-      case absl::StatusCode::kUnknown:
-        target.health->RecordFailure(target.config->ejection, absl::Now());
-        break;
-      case absl::StatusCode::kCancelled:
-      case absl::StatusCode::kDeadlineExceeded:
-      case absl::StatusCode::kResourceExhausted:
-        return;
-      default:
-        target.health->RecordSuccess();
+    if (target.health->RecordOutcome(status, target.config->ejection, absl::Now())) {
+      a_->snapshot->metrics->SetEjected(target.config->name, target.health->ejected());
     }
-    a_->snapshot->metrics->SetEjected(target.config->name, target.health->ejected());
   }
 
   // The backoff before retrying the same backend; a negative duration to move to the next one
@@ -278,8 +268,13 @@ class GenerateRun final : public GenerateObserver,
   void OnDone(const absl::Status& backend_status) override {
     timing_.done = absl::Now();
     gpu_.End();
-    const std::optional<absl::Duration> delay =
-        plan_.AfterAttempt(backend_status, !received_any_ && !call_.cancelled());
+    if (batched_ && backend_status.GetPayload(kRetryAlonePayload).has_value() &&
+        !call_.cancelled()) {
+      Call(plan_.current(), /*may_batch=*/false);  // the batch was refused, maybe for another
+      return;
+    }
+    const std::optional<absl::Duration> delay = plan_.AfterAttempt(
+        backend_status, !received_any_ && !call_.cancelled(), /*record_health=*/!batched_);
     if (!delay.has_value()) {
       Finish(backend_status);
     } else if (*delay <= absl::ZeroDuration()) {
@@ -302,12 +297,33 @@ class GenerateRun final : public GenerateObserver,
       Finish(plan_.ExhaustedStatus());
       return;
     }
+    Call(*target, /*may_batch=*/true);
+  }
+
+  // Calls `target`: through its batch queue when the request may share a call (a unary prompt
+  // completion outside the cache, on a backend that batches them), else directly.
+  void Call(const Target& target, bool may_batch) {
     GenerateCall call;
     call.request = request_;
     call.deadline = a_.deadline;
     call.client_streams = stream_;
-    gpu_.Begin(*a_.snapshot, target->config->name, prompt_.tokens);
-    call_.Set(target->backend->Generate(std::move(call), shared_from_this()));
+    BatchRouter* batches = a_.snapshot->batches.get();
+    batched_ = may_batch && batches != nullptr && !stream_ && !a_.cacheable &&
+               request_.input_case() == v1::GenerateRequest::kPrompt &&
+               batches->BatchesCompletions(target);
+    if (!batched_) {
+      sent_ = true;
+      gpu_.Begin(*a_.snapshot, target.config->name, prompt_.tokens);
+      call_.Set(target.backend->Generate(std::move(call), shared_from_this()));
+      return;
+    }
+    sent_ = false;
+    auto on_sent = [self = shared_from_this(), target = &target] {
+      self->sent_ = true;
+      self->gpu_.Begin(*self->a_.snapshot, target->config->name, self->prompt_.tokens);
+    };
+    call_.Set(batches->Complete(target, std::move(call), prompt_.tokens, a_.tokenizer,
+                                std::move(on_sent), shared_from_this()));
   }
 
   void Finish(const absl::Status& backend_status) {
@@ -346,13 +362,14 @@ class GenerateRun final : public GenerateObserver,
   // generated before the end or the cut, counted with the model's tokenizer (source COUNTED), or
   // estimated when it has none (ESTIMATED); input the backend did report is kept. A call cut short
   // (cancel, deadline) before any answer is charged its input, which the backend had already
-  // received; one the backend failed before answering (unreachable, refused) is charged nothing.
+  // received; one the backend failed before answering (unreachable, refused), or cancelled while
+  // it waited for a batch, is charged nothing.
   v1::Usage ChargedUsage(const absl::Status& backend_status) const {
     if (has_final_usage_) return final_usage_;
     v1::Usage usage;
     const bool cut_short = backend_status.code() == absl::StatusCode::kCancelled ||
                            backend_status.code() == absl::StatusCode::kDeadlineExceeded;
-    if (!received_any_ && !cut_short) return usage;
+    if (!received_any_ && (!cut_short || !sent_)) return usage;
     usage.set_input_tokens(reported_input_ > 0 ? reported_input_ : prompt_.tokens);
     usage.set_cached_input_tokens(reported_cached_input_);
     if (output_counter_.has_value()) {
@@ -391,6 +408,8 @@ class GenerateRun final : public GenerateObserver,
   uint64_t reported_cached_input_ = 0;
   uint64_t output_bytes_ = 0;
   v1::FinishReason finish_reason_ = v1::FINISH_REASON_UNSPECIFIED;
+  bool batched_ = false;  // the current attempt waits for, or is part of, a batch
+  bool sent_ = false;     // the current attempt's call has been made (a batch: left its queue)
   TextRelay relay_{stream_, sink_};  // after stream_ and sink_
 };
 
@@ -419,19 +438,37 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
       Finish(plan_.ExhaustedStatus());
       return;
     }
+    Call(*target, /*may_batch=*/true);
+  }
+
+  // Calls `target`: through its batch queue when it batches embeddings, else directly.
+  void Call(const Target& target, bool may_batch) {
     EmbedCall call;
     call.request = request_;
     call.deadline = a_.deadline;
-    gpu_.Begin(*a_.snapshot, target->config->name, inputs_.tokens);
-    target->backend->Embed(std::move(call),
-                           [self = shared_from_this()](absl::StatusOr<v1::EmbedResponse> result) {
-                             self->OnResult(std::move(result));
-                           });
+    auto done = [self = shared_from_this()](absl::StatusOr<v1::EmbedResponse> result) {
+      self->OnResult(std::move(result));
+    };
+    BatchRouter* batches = a_.snapshot->batches.get();
+    batched_ = may_batch && batches != nullptr && batches->BatchesEmbeddings(target);
+    if (!batched_) {
+      gpu_.Begin(*a_.snapshot, target.config->name, inputs_.tokens);
+      target.backend->Embed(std::move(call), std::move(done));
+      return;
+    }
+    auto on_sent = [self = shared_from_this(), target = &target] {
+      self->gpu_.Begin(*self->a_.snapshot, target->config->name, self->inputs_.tokens);
+    };
+    batches->Embed(target, std::move(call), inputs_.tokens, std::move(on_sent), std::move(done));
   }
 
   void OnResult(absl::StatusOr<v1::EmbedResponse> result) {
     timing_.done = absl::Now();
     gpu_.End();
+    if (batched_ && result.status().GetPayload(kRetryAlonePayload).has_value()) {
+      Call(plan_.current(), /*may_batch=*/false);  // the batch was refused, maybe for another
+      return;
+    }
     // One vector per input, or the answer is unusable (gRPC lets an unparseable reply through as
     // an empty message); it is then charged nothing.
     if (result.ok() && result->embeddings_size() != request_.inputs_size()) {
@@ -440,7 +477,7 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
                                            " embeddings for ", request_.inputs_size(), " inputs"));
     }
     const std::optional<absl::Duration> delay =
-        plan_.AfterAttempt(result.status(), /*may_retry=*/true);
+        plan_.AfterAttempt(result.status(), /*may_retry=*/true, /*record_health=*/!batched_);
     if (!delay.has_value()) {
       Finish(std::move(result));
     } else if (*delay <= absl::ZeroDuration()) {
@@ -485,6 +522,7 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
   const PromptTokens inputs_;  // counted (or estimated) before the call
   AttemptPlan plan_{&a_};
   BackendTiming timing_;
+  bool batched_ = false;  // the current attempt waits for, or is part of, a batch
 };
 
 absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request) {

@@ -23,6 +23,7 @@
 #include "accounting/gpu/gpu_meter.h"
 #include "accounting/ledger/ledger.h"
 #include "accounting/metrics.h"
+#include "proxy/batch_router.h"
 #include "proxy/cache_stage.h"
 #include "proxy/config/config.h"
 #include "proxy/router.h"
@@ -45,6 +46,7 @@ struct Snapshot {
   // By backend name: the GPU meters of backends with a GPU cost (carried across reloads).
   absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>> gpu_meters;
   std::shared_ptr<const CacheStage> cache;  // null: no response cache
+  std::shared_ptr<BatchRouter> batches;     // null: no backend batches calls
 };
 
 // Holds the current snapshot; swapped atomically on reload. Thread-safe.

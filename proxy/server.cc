@@ -25,6 +25,8 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
   std::vector<std::string> plans;
   for (const ShadowPlan& plan : config->shadow_plans) plans.push_back(plan.name);
   snapshot->metrics = metrics_->BuildTable(config->tenant_names, models, backends, plans);
+  // Queues of batchable calls: a new set per snapshot (what waits in the old ones is still sent).
+  snapshot->batches = BatchRouter::Create(*config, snapshot->metrics, batch_metrics_.get());
   TG_ASSIGN_OR_RETURN(snapshot->gpu_meters, GpuMetersFor(*config));
   TG_ASSIGN_OR_RETURN(snapshot->tokenizers, tokenizers_.ForConfig(*config));
   BudgetBookOptions budget_options;
@@ -55,6 +57,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   s->registry_ = std::make_shared<prometheus::Registry>();
   s->metrics_ = std::make_unique<ProxyMetrics>(*s->registry_);
   s->budget_metrics_ = std::make_unique<BudgetMetrics>(*s->registry_);
+  s->batch_metrics_ = std::make_unique<BatchMetrics>(*s->registry_);
   s->cache_gauges_ = std::make_shared<CacheGauges>();
   std::vector<LedgerRecord> spent;
   TG_RETURN_IF_ERROR(s->OpenLedger(*config, &spent));

@@ -26,6 +26,7 @@
 #include "grpcpp/server.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "proxy/batcher/batch_metrics.h"
 #include "proxy/http/server/http_server.h"
 #include "proxy/ingress/grpc_ingress.h"
 #include "proxy/ingress/http_ingress.h"
@@ -73,6 +74,7 @@ class ProxyServer {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ProxyMetrics> metrics_;
   std::unique_ptr<BudgetMetrics> budget_metrics_;
+  std::unique_ptr<BatchMetrics> batch_metrics_;
   std::unique_ptr<Ledger> ledger_;
   std::shared_ptr<CacheGauges> cache_gauges_;
   // Redis, from the config at start (changes need a restart); all null without one. Declared

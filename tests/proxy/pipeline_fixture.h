@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "proxy/pipeline.h"
+#include "tests/batcher/fake_scheduler.h"
 
 namespace tollgate::pipeline_test {
 
@@ -46,6 +47,28 @@ class FakeBackend final : public Backend {
   std::function<absl::StatusOr<v1::EmbedResponse>(const EmbedCall&)> embed_answer =
       [](const EmbedCall&) { return absl::UnimplementedError("fake"); };
   std::atomic<int> embed_calls = 0;
+
+  // Batches of prompts, answered by hand (AnswerBatch) when `batches_completions` is set.
+  bool SupportsCompleteBatch() const override { return batches_completions; }
+  void CompleteBatch(CompleteBatchCall call, CompleteBatchCallback done) override {
+    absl::MutexLock lock(&mu_);
+    batch_calls_.push_back(std::move(call));
+    batch_done_ = std::move(done);
+  }
+  // Answers the last batch.
+  void AnswerBatch(absl::StatusOr<CompleteBatchResult> result) {
+    CompleteBatchCallback done;
+    {
+      absl::MutexLock lock(&mu_);
+      done = std::move(batch_done_);
+    }
+    done(std::move(result));
+  }
+  std::vector<CompleteBatchCall> batch_calls() {
+    absl::MutexLock lock(&mu_);
+    return batch_calls_;
+  }
+  std::atomic<bool> batches_completions = false;
 
   // Waits (bounded) until `n` calls have been started; returns the count reached.
   int WaitForCalls(int n) {
@@ -106,6 +129,8 @@ class FakeBackend final : public Backend {
   absl::Mutex mu_;
   std::shared_ptr<GenerateObserver> observer_;
   int calls_ = 0;
+  std::vector<CompleteBatchCall> batch_calls_;
+  CompleteBatchCallback batch_done_;
 };
 
 class RecordingSink final : public GenerateSink {
@@ -160,6 +185,8 @@ models:
     snapshot->metrics =
         metrics_.BuildTable((*config)->tenant_names, {"m1"}, {"fake", "spare"}, plans);
     if ((*config)->cache.enabled) snapshot->cache = CacheStage::Create((*config)->cache, nullptr);
+    snapshot->batches =
+        BatchRouter::Create(**config, snapshot->metrics, &batch_metrics_, &batch_clock_);
     holder_.Set(snapshot);
   }
 
@@ -242,6 +269,8 @@ models:
 
   prometheus::Registry registry_;
   ProxyMetrics metrics_{registry_};
+  BatchMetrics batch_metrics_{registry_};
+  testing::FakeScheduler batch_clock_;  // the batch queues' clock and timers
   SnapshotHolder holder_;
   Pipeline pipeline_{&holder_};
   std::shared_ptr<FakeBackend> backend_ = std::make_shared<FakeBackend>("fake");
