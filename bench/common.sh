@@ -142,6 +142,28 @@ metric_sum() {
     awk -v p="$1" '$0 ~ p { s += $NF } END { printf "%d\n", s }'
 }
 
+# wrk_post_script PATH BODY: prints a wrk Lua script that POSTs JSON to PATH with API_KEY as bearer
+# token; BODY is a Lua expression of n, the request's number in its wrk thread.
+wrk_post_script() {
+  cat <<LUA
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer ${API_KEY}"
+request = function()
+  n = n + 1
+  wrk.body = $2
+  return wrk.format(nil, "$1")
+end
+LUA
+}
+
+# to_us VALUE: wrk's "635.91us" / "1.20ms" / "2.01s" in µs.
+to_us() {
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
+                         else if (v ~ /s$/) print n * 1e6; else print n }'
+}
+
 # field LINE KEY: the value of KEY=value in a RESULT line.
 field() {
   sed -nE "s/.*[ ]$2=([^ ]+).*/\1/p" <<<"$1"

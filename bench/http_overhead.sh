@@ -42,24 +42,9 @@ start_tollgate "${WORK_DIR}/tollgate.yaml"
 TOLLGATE_HTTP="$(sed -E 's/.*http=([^ ]+).*/\1/' <<<"${TOLLGATE_LINE}")"
 
 # Distinct prompts (a counter) so no layer can short-cut repeats; 16 output tokens at most.
-cat >"${WORK_DIR}/chat.lua" <<LUA
-local n = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer ${API_KEY}"
-request = function()
-  n = n + 1
-  wrk.body = '{"model":"llama-3-8b","max_tokens":16,"temperature":0,"stream":STREAM,' ..
-      '"messages":[{"role":"user","content":"Benchmark prompt number ' .. n .. '"}]}'
-  return wrk.format(nil, "/v1/chat/completions")
-end
-LUA
-
-# to_us VALUE: wrk's "635.91us" / "1.20ms" / "2.01s" in µs.
-to_us() {
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
-                         else if (v ~ /s$/) print n * 1e6; else print n }'
-}
+wrk_post_script /v1/chat/completions "'{\"model\":\"llama-3-8b\",\"max_tokens\":16,\"temperature\":0,\"stream\":STREAM,' ..
+    '\"messages\":[{\"role\":\"user\",\"content\":\"Benchmark prompt number ' .. n .. '\"}]}'" \
+  >"${WORK_DIR}/chat.lua"
 
 # run TARGET CONNECTIONS STREAM: "p50_us p99_us requests non2xx".
 run() {
