@@ -81,6 +81,7 @@ void AnswerEmbeds(std::vector<EmbedItem>& items, absl::StatusOr<v1::EmbedRespons
   std::vector<v1::Usage> parts;
   if (result->usage().source() != v1::USAGE_SOURCE_UNSPECIFIED) {
     std::vector<UsageWeights> weights;
+    weights.reserve(items.size());
     for (const EmbedItem& item : items) weights.push_back({.input = item.input_tokens});
     parts = SplitUsage(result->usage(), weights);
   }
@@ -233,10 +234,11 @@ class BatchRouterImpl final : public BatchRouter {
   std::shared_ptr<BackendCall> Embed(const Target& target, EmbedCall call, uint64_t input_tokens,
                                      std::function<void()> on_sent, EmbedCallback done) override {
     std::string key = EmbeddingBatchKey(target.config->name, call.request);
-    const size_t size = static_cast<size_t>(call.request.inputs_size());
+    const auto size = static_cast<size_t>(call.request.inputs_size());
     return Join(target, std::move(key), embed_queues_,
                 EmbedItem{std::move(call), input_tokens, std::move(on_sent), std::move(done)}, size,
-                &SendEmbeds, [](EmbedItem item, const absl::Status& status) { item.done(status); });
+                &SendEmbeds,
+                [](const EmbedItem& item, const absl::Status& status) { item.done(status); });
   }
 
   std::shared_ptr<BackendCall> Complete(const Target& target, GenerateCall call,
@@ -247,7 +249,7 @@ class BatchRouterImpl final : public BatchRouter {
     return Join(target, std::move(key), complete_queues_,
                 CompleteItem{std::move(call), prompt_tokens, tokenizer, std::move(on_sent),
                              std::move(observer)},
-                1, &SendCompletions, [](CompleteItem item, const absl::Status& status) {
+                1, &SendCompletions, [](const CompleteItem& item, const absl::Status& status) {
                   item.observer->OnDone(status);
                 });
   }

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -100,9 +101,10 @@ class Backend {
   virtual bool SupportsCompleteBatch() const { return false; }
   // `done` runs exactly once, on any thread, possibly before CompleteBatch returns. The answers are
   // whole (unary), never streamed.
-  virtual void CompleteBatch(CompleteBatchCall call, CompleteBatchCallback done) {
-    (void)call;
-    done(absl::UnimplementedError(
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides take their call by value
+  virtual void CompleteBatch(CompleteBatchCall /*call*/, CompleteBatchCallback done) {
+    const CompleteBatchCallback answer = std::move(done);
+    answer(absl::UnimplementedError(
         absl::StrCat("backend \"", name(), "\" cannot complete a batch of prompts")));
   }
 };

@@ -266,7 +266,7 @@ TEST_F(DynamicBatcherTest, SendMayEnqueueIntoTheSameBatcher) {
 // batch is larger than max_batch_size.
 TEST(DynamicBatcherConcurrency, EveryItemIsSentOrRejectedExactlyOnce) {
   FakeScheduler clock;
-  constexpr int kThreads = 4, kPerThread = 2000, kMax = 8;
+  constexpr size_t kThreads = 4, kPerThread = 2000, kMax = 8;
   absl::Mutex mu;
   std::vector<int> seen(kThreads * kPerThread, 0);
   bool oversized = false;
@@ -277,7 +277,7 @@ TEST(DynamicBatcherConcurrency, EveryItemIsSentOrRejectedExactlyOnce) {
   auto batcher = DynamicBatcher<int>::Create(
       {.max_batch_size = kMax, .preferred_batch_sizes = {4}, .max_queue_delay = absl::Hours(1)},
       &clock,
-      [&](std::vector<int> items, const BatchInfo& info) {
+      [&](const std::vector<int>& items, const BatchInfo& info) {
         if (items.size() > kMax || info.size != items.size()) {
           absl::MutexLock lock(&mu);
           oversized = true;
@@ -289,10 +289,11 @@ TEST(DynamicBatcherConcurrency, EveryItemIsSentOrRejectedExactlyOnce) {
         count(item);
       });
   std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
+  threads.reserve(kThreads);
+  for (size_t t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        const auto ticket = batcher->Enqueue(t * kPerThread + i);
+      for (size_t i = 0; i < kPerThread; ++i) {
+        const auto ticket = batcher->Enqueue(static_cast<int>(t * kPerThread + i));
         if (i % 3 == 0) batcher->Cancel(ticket);  // sometimes queued still, sometimes sent
       }
     });
@@ -311,12 +312,12 @@ TEST(DynamicBatcherRealScheduler, SendsALoneItemAfterTheDelay) {
   auto batcher = DynamicBatcher<std::string>::Create(
       {.max_batch_size = 4, .preferred_batch_sizes = {}, .max_queue_delay = absl::Milliseconds(1)},
       &RealBatchScheduler(),
-      [&](std::vector<std::string> items, const BatchInfo& info) {
+      [&](const std::vector<std::string>& items, const BatchInfo& info) {
         EXPECT_THAT(items, ElementsAre("x"));
         delay_us = absl::ToInt64Microseconds(info.queue_delays[0]);
         sent.Notify();
       },
-      [](std::string, const absl::Status&) {});
+      [](const std::string&, const absl::Status&) {});
   batcher->Enqueue("x");
   ASSERT_TRUE(sent.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_GE(delay_us.load(), 1000);

@@ -146,12 +146,14 @@ class BatchingIntegrationTest : public ::testing::Test {
 
 TEST_F(BatchingIntegrationTest, ConcurrentPromptRequestsReachTheSimulatorAsOneCall) {
   std::vector<std::string> prompts;
+  prompts.reserve(kCallers);
   for (int i = 0; i < kCallers; ++i) {
     prompts.push_back(absl::StrCat("Caller ", i, " asks a question of ", 5 * i + 3, " words"));
   }
   std::vector<HttpResponse> responses(kCallers);
   std::atomic<int> done{0};
   std::vector<std::thread> callers;
+  callers.reserve(kCallers);
   for (int i = 0; i < kCallers; ++i) {
     callers.emplace_back([&, i] {
       responses[i] = Post(http_, CompletionBody(prompts[i]));
