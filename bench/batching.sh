@@ -242,6 +242,12 @@ section="${WORK_DIR}/section.md"
   echo "| gain ÷ ideal at ${MAX_BATCH} | $(fig of_ideal_max)% | |"
   echo "| added p50 (on − off), ${CONCURRENCY} connections | $(ms "$(fig added_p50_us)") ms | ≤ max_queue_delay_us = $(ms "${QUEUE_DELAY_US}") ms: $(fig latency_goal) |"
   echo "| added p50 (on − off), ${LIGHT_CONCURRENCY} connections | $(ms "$(fig light_added_p50_us)") ms | $(fig light_latency_goal) max_queue_delay_us (informational) |"
+  echo
+  echo "Why a closed loop's batches can stay below max_batch_size: the clients of one batch send their"
+  echo "next requests together when it is answered, so they queue as a group. A group split once (its"
+  echo "stragglers miss the batch) stays split while max_queue_delay_us is shorter than a backend call"
+  echo "(t_1 above): the parts come back a call apart and each goes alone when its delay runs out. A"
+  echo "delay of about one call lets the parts merge again, at the cost of that wait at light load."
   echo "<!-- batching:end -->"
 } >"${section}"
 
