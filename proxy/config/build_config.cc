@@ -22,6 +22,7 @@
 #include "accounting/pricing.h"
 #include "accounting/tokenizer/registry.h"
 #include "proxy/common/status_macros.h"
+#include "proxy/config/build_kv_config.h"
 #include "proxy/config/config.h"
 #include "sim/presets.h"
 
@@ -33,6 +34,7 @@ constexpr absl::string_view kDefaultMetricsAddress = "0.0.0.0:9464";
 constexpr uint32_t kDefaultDrainTimeoutMs = 30'000;
 constexpr uint32_t kDefaultBackendTimeoutMs = 600'000;
 constexpr uint32_t kDefaultBytesPerElement = 2;
+constexpr uint32_t kMaxShapeDimension = 65'536;        // architecture.layers, kv_heads, head_dim
 constexpr absl::string_view kReservedLabel = "other";  // metrics' label for unknown values
 constexpr absl::string_view kTenantNameChars = "_.-";
 constexpr absl::string_view kModelNameChars = "_.:/-";  // also backend names
@@ -159,8 +161,10 @@ absl::StatusOr<SimConfig> BuildSim(const v1::Backend& source, const std::string&
   return sim;
 }
 
-// "http[s]://host[:port][/prefix]".
-absl::StatusOr<BaseUrl> ParseBaseUrl(absl::string_view path, absl::string_view url) {
+}  // namespace
+
+absl::StatusOr<BaseUrl> config_internal::ParseBaseUrl(absl::string_view path,
+                                                      absl::string_view url) {
   BaseUrl parsed;
   absl::string_view rest = url;
   if (absl::ConsumePrefix(&rest, "https://")) {
@@ -194,6 +198,10 @@ absl::StatusOr<BaseUrl> ParseBaseUrl(absl::string_view path, absl::string_view u
   parsed.host = std::string(authority);
   return parsed;
 }
+
+namespace {
+
+using config_internal::ParseBaseUrl;
 
 absl::Status BuildHttpBackend(const v1::Backend& source, const std::string& path,
                               BackendConfig* backend) {
@@ -317,6 +325,7 @@ absl::StatusOr<BackendConfig> BuildBackend(const v1::Backend& source, const std:
   if (source.has_gpu_cost()) {
     TG_ASSIGN_OR_RETURN(backend.gpu_cost, BuildGpuCost(source.gpu_cost(), path + ".gpu_cost"));
   }
+  TG_ASSIGN_OR_RETURN(backend.kv, config_internal::BuildKv(source, path + ".kv"));
   return backend;
 }
 
@@ -408,6 +417,11 @@ absl::StatusOr<ArchitectureConfig> BuildArchitecture(const v1::Architecture& sou
          {"kv_heads", architecture.kv_heads},
          {"head_dim", architecture.head_dim}}};
     for (const auto& [field, value] : shape) {
+      // Bounded so that KV bytes per token (2 × layers × kv_heads × head_dim × bytes) cannot wrap.
+      if (value > kMaxShapeDimension) {
+        return FieldError(absl::StrCat(path, ".", field),
+                          absl::StrCat("must be at most ", kMaxShapeDimension, ", got ", value));
+      }
       if (value == 0) {
         return FieldError(absl::StrCat(path, ".", field),
                           "must be > 0 when any of layers, kv_heads or head_dim is set");
@@ -690,6 +704,7 @@ absl::StatusOr<std::shared_ptr<const Config>> BuildConfig(const v1::Config& sour
     config->backend_index_.emplace(sim.name, config->backends.size());
     config->backends.push_back(std::move(sim));
   }
+  TG_RETURN_IF_ERROR(config_internal::ResolveKvShapes(*config));
 
   TG_RETURN_IF_ERROR(
       BuildBatching(source.batching(), v1::BackendBatching(), "").status());  // the top level

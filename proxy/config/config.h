@@ -19,6 +19,7 @@
 #include "accounting/budget/budget.h"
 #include "accounting/gpu/gpu_cost_spec.h"
 #include "accounting/gpu/shadow_pricing.h"
+#include "accounting/kv/presets.h"
 #include "accounting/ledger/ledger.h"
 #include "accounting/pricing.h"
 #include "tollgate/v1/config.pb.h"
@@ -63,6 +64,9 @@ struct ModelConfig {
   std::vector<std::string> fallback_backends;  // each a declared backend, none equal to `backend`
   uint32_t context_tokens = 0;                 // 0: unknown
   ModelCacheConfig cache;
+  // Set when the model's backend or one of its fallbacks tracks the KV cache: `architecture` when
+  // it gives a shape, else the preset backend_model names (FindModelPreset).
+  std::optional<ModelShape> kv_shape;
 };
 
 struct SimConfig {
@@ -96,6 +100,8 @@ struct BaseUrl {
   std::string host;
   uint16_t port = 0;
   std::string path_prefix;  // "" or "/something", never a trailing slash
+
+  bool operator==(const BaseUrl&) const = default;
 };
 
 // Dynamic batching of one backend's calls: `batching`, with the backend's own overrides applied.
@@ -106,6 +112,31 @@ struct BatchingOptions {
   std::vector<uint32_t> preferred_batch_sizes;  // each 1 to max_batch_size
 
   bool operator==(const BatchingOptions&) const = default;
+};
+
+// KV-aware admission on one backend (backends[].kv.admission).
+struct KvAdmissionConfig {
+  bool enabled = false;
+  double admit_ratio = 1;  // > 0
+  uint32_t max_queue = 256;
+  absl::Duration max_queue_wait = absl::Seconds(30);  // > 0
+
+  bool operator==(const KvAdmissionConfig&) const = default;
+};
+
+// KV-cache accounting of one backend (backends[].kv).
+struct KvConfig {
+  std::string gpu;  // a GPU preset's canonical (lower-case) name
+  uint32_t gpu_count = 1;
+  double gpu_memory_utilization = 0.9;  // (0, 1]
+  uint32_t block_tokens = 16;           // >= 1
+  KvAdmissionConfig admission;
+  // The backend's /metrics, as written and parsed (path_prefix is its path); empty: not polled.
+  std::string metrics_url;
+  BaseUrl metrics_endpoint;
+  absl::Duration poll_interval = absl::Seconds(5);
+
+  bool operator==(const KvConfig&) const = default;
 };
 
 struct BackendConfig {
@@ -124,7 +155,8 @@ struct BackendConfig {
   EjectionConfig ejection;
   // Self-hosted GPUs whose cost is split among the requests in flight; unset: none.
   std::optional<GpuCostSpec> gpu_cost;
-  BatchingOptions batching;  // in effect for this backend
+  BatchingOptions batching;    // in effect for this backend
+  std::optional<KvConfig> kv;  // unset: no KV-cache accounting
 };
 
 // The response cache (`cache`); disabled unless `enabled`.
