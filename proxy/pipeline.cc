@@ -29,6 +29,7 @@ using pipeline_internal::CountInputs;
 using pipeline_internal::CountPrompt;
 using pipeline_internal::Ending;
 using pipeline_internal::GpuSpan;
+using pipeline_internal::KvSpan;
 using pipeline_internal::MaxOutputTokens;
 using pipeline_internal::PromptTokens;
 using pipeline_internal::RecordOutcome;
@@ -260,14 +261,17 @@ class GenerateRun final : public GenerateObserver,
       const size_t final_tokens = output_counter_->Append(message.text());
       a_.snapshot->metrics->AddStreamedOutputTokens(a_.tenant_index, a_.model_index, final_tokens);
     }
-    gpu_.Progress(output_counter_.has_value() ? output_counter_->committed()
-                                              : EstimateTokens(output_bytes_));
+    const uint64_t output_tokens_so_far =
+        output_counter_.has_value() ? output_counter_->committed() : EstimateTokens(output_bytes_);
+    gpu_.Progress(output_tokens_so_far);
+    kv_.Progress(output_tokens_so_far);
     relay_.Relay(message.text(), a_.request_id, plan_.current().config->name, cache_status_);
   }
 
   void OnDone(const absl::Status& backend_status) override {
     timing_.done = absl::Now();
     gpu_.End();
+    kv_.End();
     if (batched_ && backend_status.GetPayload(kRetryAlonePayload).has_value() &&
         !call_.cancelled()) {
       Call(plan_.current(), /*may_batch=*/false);  // the batch was refused, maybe for another
@@ -314,6 +318,7 @@ class GenerateRun final : public GenerateObserver,
     if (!batched_) {
       sent_ = true;
       gpu_.Begin(*a_.snapshot, target.config->name, prompt_.tokens);
+      kv_.Begin(*a_.snapshot, target.config->name, a_.route.model->name, prompt_.tokens);
       call_.Set(target.backend->Generate(std::move(call), shared_from_this()));
       return;
     }
@@ -321,6 +326,8 @@ class GenerateRun final : public GenerateObserver,
     auto on_sent = [self = shared_from_this(), target = &target] {
       self->sent_ = true;
       self->gpu_.Begin(*self->a_.snapshot, target->config->name, self->prompt_.tokens);
+      self->kv_.Begin(*self->a_.snapshot, target->config->name, self->a_.route.model->name,
+                      self->prompt_.tokens);
     };
     call_.Set(batches->Complete(target, std::move(call), prompt_.tokens, a_.tokenizer,
                                 std::move(on_sent), shared_from_this()));
@@ -391,6 +398,7 @@ class GenerateRun final : public GenerateObserver,
   BudgetHold reservation_;  // against the caller's budgets; settled in Finish
   const v1::CacheStatus cache_status_;
   GpuSpan gpu_;  // the current attempt's, on a self-hosted backend's GPU meter
+  KvSpan kv_;    // the current attempt's, on a backend that tracks its KV cache
   // Streams with a tokenizer: output tokens counted as deltas arrive.
   std::optional<StreamCounter> output_counter_;
 

@@ -26,6 +26,7 @@
 #include "proxy/batch_router.h"
 #include "proxy/cache_stage.h"
 #include "proxy/config/config.h"
+#include "proxy/kv_accounting.h"
 #include "proxy/router.h"
 #include "proxy/tokenizers.h"
 #include "tollgate/v1/inference.pb.h"
@@ -47,6 +48,8 @@ struct Snapshot {
   absl::flat_hash_map<std::string, std::shared_ptr<GpuMeter>> gpu_meters;
   std::shared_ptr<const CacheStage> cache;  // null: no response cache
   std::shared_ptr<BatchRouter> batches;     // null: no backend batches calls
+  KvStates
+      kv;  // by backend name: KV-cache accounting of backends with `kv` (carried across reloads)
 };
 
 // Holds the current snapshot; swapped atomically on reload. Thread-safe.

@@ -2,8 +2,8 @@
 // prompt tokens and worst case), its budget reservation, its share of a self-hosted backend's GPU,
 // and how it is recorded when it ends (metrics, shadow plans, the ledger). Internal to proxy/.
 //
-// Thread safety: the free functions are thread-safe; an Admission and a GpuSpan belong to one
-// request, whose events are serialised.
+// Thread safety: the free functions are thread-safe; an Admission, a GpuSpan and a KvSpan belong to
+// one request, whose events are serialised.
 #pragma once
 
 #include <cstdint>
@@ -140,6 +140,35 @@ class GpuSpan {
   GpuMeter::RequestToken token_{};
   int64_t nano_usd_ = 0;
   double joules_ = 0;
+};
+
+// One attempt's KV-cache footprint on a backend that tracks its KV cache: begun when the call is
+// sent, grown as output arrives, ended with the attempt; the tracker observes its peak
+// (tollgate_request_kv_peak_bytes). Does nothing on other backends or for models without a shape
+// there.
+class KvSpan {
+ public:
+  void Begin(const Snapshot& snapshot, const std::string& backend, const std::string& model,
+             uint64_t prompt_tokens) {
+    auto it = snapshot.kv.find(backend);
+    if (it == snapshot.kv.end()) return;
+    const KvCacheModel* cache_model = it->second->Model(model);
+    if (cache_model == nullptr) return;
+    tracker_ = it->second->tracker.get();
+    request_ = tracker_->Begin(prompt_tokens, cache_model->bytes_per_token());
+  }
+  void Progress(uint64_t output_tokens_so_far) {
+    if (tracker_ != nullptr) tracker_->Update(request_, output_tokens_so_far);
+  }
+  void End() {
+    if (tracker_ == nullptr) return;
+    tracker_->End(request_);
+    tracker_ = nullptr;
+  }
+
+ private:
+  KvTracker* tracker_ = nullptr;  // the current span's; owned by the snapshot the request pins
+  KvRequest request_;
 };
 
 // The status a client is told: a cancel within moments of the deadline is the deadline (a client

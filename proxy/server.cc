@@ -28,6 +28,7 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> ProxyServer::BuildSnapshot(
   // Queues of batchable calls: a new set per snapshot (what waits in the old ones is still sent).
   snapshot->batches = BatchRouter::Create(*config, snapshot->metrics, batch_metrics_.get());
   TG_ASSIGN_OR_RETURN(snapshot->gpu_meters, GpuMetersFor(*config));
+  TG_ASSIGN_OR_RETURN(snapshot->kv, kv_->StatesFor(*config));
   TG_ASSIGN_OR_RETURN(snapshot->tokenizers, tokenizers_.ForConfig(*config));
   BudgetBookOptions budget_options;
   budget_options.metrics = budget_metrics_.get();
@@ -58,6 +59,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   s->metrics_ = std::make_unique<ProxyMetrics>(*s->registry_);
   s->budget_metrics_ = std::make_unique<BudgetMetrics>(*s->registry_);
   s->batch_metrics_ = std::make_unique<BatchMetrics>(*s->registry_);
+  s->kv_ = std::make_unique<KvAccounting>(*s->registry_);
   s->cache_gauges_ = std::make_shared<CacheGauges>();
   std::vector<LedgerRecord> spent;
   TG_RETURN_IF_ERROR(s->OpenLedger(*config, &spent));
@@ -70,6 +72,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Start(const std::strin
   s->cache_gauges_->Set(snapshot->cache);
   s->snapshots_.Set(std::move(snapshot));
   s->gpu_meters_ = std::move(s->pending_gpu_meters_);
+  s->kv_->Commit();
   s->budget_roller_ = std::thread([server = s.get()] { server->RollBudgetWindows(); });
   s->pipeline_ = std::make_unique<Pipeline>(&s->snapshots_);
   s->service_ = std::make_unique<InferenceService>(s->pipeline_.get());
@@ -252,6 +255,7 @@ absl::Status ProxyServer::Reload() {
   cache_gauges_->Set((*snapshot)->cache);
   snapshots_.Set(*std::move(snapshot));
   gpu_meters_ = std::move(pending_gpu_meters_);
+  kv_->Commit();
   Log("config reloaded from ", config_path_);
   return absl::OkStatus();
 }

@@ -30,6 +30,7 @@
 #include "proxy/http/server/http_server.h"
 #include "proxy/ingress/grpc_ingress.h"
 #include "proxy/ingress/http_ingress.h"
+#include "proxy/kv_accounting.h"
 #include "proxy/pipeline.h"
 #include "proxy/tokenizers.h"
 
@@ -75,6 +76,7 @@ class ProxyServer {
   std::unique_ptr<ProxyMetrics> metrics_;
   std::unique_ptr<BudgetMetrics> budget_metrics_;
   std::unique_ptr<BatchMetrics> batch_metrics_;
+  std::unique_ptr<KvAccounting> kv_;  // trackers carried across reloads like the GPU meters
   std::unique_ptr<Ledger> ledger_;
   std::shared_ptr<CacheGauges> cache_gauges_;
   // Redis, from the config at start (changes need a restart); all null without one. Declared
