@@ -269,6 +269,10 @@ std::string SimHttpApi::MetricsText() const {
   AppendMetric(out, "vllm:num_preemptions_total", "counter",
                "Cumulative number of preemptions from the engine.", model,
                static_cast<double>(stats.num_preemptions));
+  // The exact figure behind kv_cache_usage_perc, for comparing Tollgate's own KV accounting.
+  AppendMetric(out, "tollgate_sim_kv_cache_bytes", "gauge",
+               "KV-cache bytes the running requests hold, in whole blocks.", model,
+               static_cast<double>(stats.kv_cache_bytes));
   AppendMetric(out, "tollgate_sim_requests_total", "counter",
                "Generate and embed requests the simulator admitted, over every API.", model,
                static_cast<double>(stats.requests_total));
