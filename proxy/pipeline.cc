@@ -301,7 +301,41 @@ class GenerateRun final : public GenerateObserver,
       Finish(plan_.ExhaustedStatus());
       return;
     }
-    Call(*target, /*may_batch=*/true);
+    AdmitAndCall(*target);
+  }
+
+  // Calls `target`, first waiting for KV-cache room when it admits by KV (backends[].kv.admission):
+  // the attempt's projected footprint (prompt + max_tokens) is held from admission until the call
+  // begins. A refusal ends the request RESOURCE_EXHAUSTED. An admitted attempt is not batched, so
+  // its hold passes straight to its KV span. A client's cancel while waiting takes effect once the
+  // wait ends (KvAdmission cannot withdraw a waiter).
+  void AdmitAndCall(const Target& target) {
+    auto state = a_.snapshot->kv.find(target.config->name);
+    KvAdmission* admission =
+        state == a_.snapshot->kv.end() ? nullptr : state->second->admission.get();
+    const KvCacheModel* cache_model =
+        admission == nullptr ? nullptr : state->second->Model(a_.route.model->name);
+    if (cache_model == nullptr) {
+      Call(target, /*may_batch=*/true);
+      return;
+    }
+    const uint64_t max_tokens = request_.params().max_tokens() > 0
+                                    ? request_.params().max_tokens()
+                                    : a_.snapshot->config->default_max_tokens;
+    const uint64_t projected = cache_model->ProjectedBytes(prompt_.tokens, max_tokens);
+    admission->Admit(projected, a_.deadline,
+                     [self = shared_from_this(), target = &target, admission,
+                      projected](const absl::Status& admitted) {
+                       if (!admitted.ok()) {
+                         self->Finish(admitted);
+                       } else if (self->call_.cancelled()) {
+                         admission->Release(projected);
+                         self->Finish(absl::CancelledError("cancelled by the client"));
+                       } else {
+                         self->kv_admitted_bytes_ = projected;
+                         self->Call(*target, /*may_batch=*/false);
+                       }
+                     });
   }
 
   // Calls `target`: through its batch queue when the request may share a call (a unary prompt
@@ -318,7 +352,8 @@ class GenerateRun final : public GenerateObserver,
     if (!batched_) {
       sent_ = true;
       gpu_.Begin(*a_.snapshot, target.config->name, prompt_.tokens);
-      kv_.Begin(*a_.snapshot, target.config->name, a_.route.model->name, prompt_.tokens);
+      kv_.Begin(*a_.snapshot, target.config->name, a_.route.model->name, prompt_.tokens,
+                std::exchange(kv_admitted_bytes_, 0));
       call_.Set(target.backend->Generate(std::move(call), shared_from_this()));
       return;
     }
@@ -397,8 +432,9 @@ class GenerateRun final : public GenerateObserver,
   const PromptTokens prompt_;
   BudgetHold reservation_;  // against the caller's budgets; settled in Finish
   const v1::CacheStatus cache_status_;
-  GpuSpan gpu_;  // the current attempt's, on a self-hosted backend's GPU meter
-  KvSpan kv_;    // the current attempt's, on a backend that tracks its KV cache
+  GpuSpan gpu_;                     // the current attempt's, on a self-hosted backend's GPU meter
+  KvSpan kv_;                       // the current attempt's, on a backend that tracks its KV cache
+  uint64_t kv_admitted_bytes_ = 0;  // the next attempt's KV admission, handed to kv_.Begin
   // Streams with a tokenizer: output tokens counted as deltas arrive.
   std::optional<StreamCounter> output_counter_;
 

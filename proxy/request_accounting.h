@@ -148,14 +148,15 @@ class GpuSpan {
 // there.
 class KvSpan {
  public:
+  // `admitted_bytes`: what KvAdmission admitted the attempt with (0: not admitted by KV).
   void Begin(const Snapshot& snapshot, const std::string& backend, const std::string& model,
-             uint64_t prompt_tokens) {
+             uint64_t prompt_tokens, uint64_t admitted_bytes = 0) {
     auto it = snapshot.kv.find(backend);
     if (it == snapshot.kv.end()) return;
     const KvCacheModel* cache_model = it->second->Model(model);
     if (cache_model == nullptr) return;
     tracker_ = it->second->tracker.get();
-    request_ = tracker_->Begin(prompt_tokens, cache_model->bytes_per_token());
+    request_ = tracker_->Begin(prompt_tokens, cache_model->bytes_per_token(), admitted_bytes);
   }
   void Progress(uint64_t output_tokens_so_far) {
     if (tracker_ != nullptr) tracker_->Update(request_, output_tokens_so_far);

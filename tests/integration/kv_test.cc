@@ -57,7 +57,8 @@ listeners: {grpc_address: "127.0.0.1:0", metrics_address: "127.0.0.1:0"}
 tenants: [{name: acme, api_key_sha256: ["{KEY}"]}]
 vocab_dir: "{VOCAB}"
 backends:
-  - {name: remote, kind: grpc, address: "{SIM}", retry: {max_attempts: 1}, kv: {gpu: a100-80gb}}
+  - {name: remote, kind: grpc, address: "{SIM}", retry: {max_attempts: 1},
+     kv: {gpu: a100-80gb, admission: {ADMISSION}}}
 models:
   - {name: llama-3-8b, backend: remote, tokenizer: llama3}
 )";
@@ -94,11 +95,13 @@ class KvIntegrationTest : public ::testing::Test {
     sim_http_ = http->substr(http->rfind(' ') + 1);
   }
 
-  void StartProxy() {
+  // `admission`: backends[].kv.admission as a YAML flow map.
+  void StartProxy(const std::string& admission = "{enabled: false}") {
     const std::string config = dir_ + "/tollgate.yaml";
     testing::WriteFile(config, absl::StrReplaceAll(kConfig, {{"{KEY}", ApiKeySha256Hex(kKey)},
                                                              {"{SIM}", sim_grpc_},
-                                                             {"{VOCAB}", vocab_dir_}}));
+                                                             {"{VOCAB}", vocab_dir_},
+                                                             {"{ADMISSION}", admission}}));
     const std::string log = dir_ + "/tollgate.log";
     ASSERT_TRUE(proxy_.Start({testing::Binary("proxy/tollgate"), "--config", config}, log).ok());
     const absl::StatusOr<std::string> line =
@@ -230,6 +233,29 @@ TEST_F(KvIntegrationTest, TollgatesKvBytesAgreeWithTheSimulatorsUnderLoad) {
   // Idle: every footprint was released.
   absl::SleepFor(absl::Milliseconds(200));
   EXPECT_EQ(TollgateKvBytes(), 0);
+}
+
+// KV-aware admission in the pipeline: a request whose projection (prompt + max_tokens,
+// block-rounded) exceeds the limit is refused at once; a smaller one is admitted.
+TEST_F(KvIntegrationTest, AdmissionRefusesARequestThatCanNeverFitAndAdmitsOneThatDoes) {
+  ASSERT_NO_FATAL_FAILURE(StartSim());
+  // Limit 0.001 × 55.94 GB = 55.9 MB: 64 + 200 tokens (17 blocks, 35.7 MB) fit; 64 + 4000 tokens
+  // (254 blocks, 533 MB) never can.
+  ASSERT_NO_FATAL_FAILURE(StartProxy("{enabled: true, admit_ratio: 0.001}"));
+  grpc::ClientContext refused_context;
+  refused_context.AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
+  v1::GenerateResponse response;
+  v1::GenerateRequest large = Request(64, 1);
+  large.mutable_params()->set_max_tokens(4000);
+  const grpc::Status refused = stub_->Generate(&refused_context, large, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("remote"), std::string::npos) << refused.error_message();
+
+  grpc::ClientContext admitted_context;
+  admitted_context.AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
+  const grpc::Status admitted = stub_->Generate(&admitted_context, Request(64, 2), &response);
+  EXPECT_TRUE(admitted.ok()) << admitted.error_message();
+  EXPECT_EQ(TollgateKvBytes(), 0) << "the admitted request's hold and footprint were released";
 }
 
 }  // namespace
