@@ -37,12 +37,10 @@
 // keeps the batcher alive until it fires, so queued items are always sent.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <utility>
 #include <vector>
 
@@ -81,8 +79,67 @@ struct BatchInfo {
   std::vector<absl::Duration> queue_delays;  // each item's wait, in batch order
 };
 
+namespace batcher_internal {
+
+// The queue and its send rules, over items the typed DynamicBatcher erases to shared_ptr<void>.
+class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
+ public:
+  using Erased = std::shared_ptr<void>;
+  using SendFn = std::function<void(std::vector<Erased> items, const BatchInfo& info)>;
+  using RejectFn = std::function<void(Erased item, const absl::Status& status)>;
+
+  virtual ~BatchQueue() = default;
+  BatchQueue(const BatchQueue&) = delete;
+  BatchQueue& operator=(const BatchQueue&) = delete;
+
+  uint64_t EnqueueErased(Erased item, size_t size) ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes a still-queued item out and rejects it with CANCELLED; false when it was already sent
+  // (or never existed).
+  bool Cancel(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
+  size_t queued() const ABSL_LOCKS_EXCLUDED(mu_);  // items waiting
+  const BatcherOptions& options() const { return options_; }
+
+ protected:
+  BatchQueue(BatcherOptions options, BatchScheduler* scheduler, SendFn send, RejectFn reject);
+
+ private:
+  struct Entry {
+    uint64_t ticket;
+    Erased item;
+    size_t size;
+    absl::Time enqueued;
+  };
+  struct Ready {
+    std::vector<Erased> items;
+    BatchInfo info;
+  };
+
+  // How many items at the head to send now, and why; 0 when none yet.
+  size_t DecideLocked(absl::Time now, BatchTrigger* trigger) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves every batch due now out of the queue.
+  void TakeReadyLocked(std::vector<Ready>& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a timer must be armed (at *when) for the oldest item; at most one is pending.
+  bool ArmLocked(absl::Time* when) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Outside the lock: arms the timer, then sends.
+  void Deliver(std::vector<Ready> ready, bool arm, absl::Time arm_at) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnTimer() ABSL_LOCKS_EXCLUDED(mu_);
+
+  BatcherOptions options_;
+  BatchScheduler* const scheduler_;
+  const SendFn send_;
+  const RejectFn reject_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  bool timer_pending_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace batcher_internal
+
 template <typename Item>
-class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher<Item>> {
+class DynamicBatcher final : public batcher_internal::BatchQueue {
  public:
   using SendFn = std::function<void(std::vector<Item> items, const BatchInfo& info)>;
   using RejectFn = std::function<void(Item item, const absl::Status& status)>;
@@ -96,160 +153,27 @@ class DynamicBatcher : public std::enable_shared_from_this<DynamicBatcher<Item>>
   }
 
   // Queues `item`, possibly sending it (and others) before returning. A size of 0 counts as 1.
-  Ticket Enqueue(Item item, size_t size = 1) ABSL_LOCKS_EXCLUDED(mu_) {
-    std::vector<Ready> ready;
-    Ticket ticket;
-    bool arm = false;
-    absl::Time arm_at;
-    {
-      absl::MutexLock lock(&mu_);
-      ticket = next_ticket_++;
-      queue_.push_back({ticket, std::move(item), std::max<size_t>(size, 1), scheduler_->Now()});
-      TakeReadyLocked(ready);
-      arm = ArmLocked(&arm_at);
-    }
-    Deliver(std::move(ready), arm, arm_at);
-    return ticket;
+  Ticket Enqueue(Item item, size_t size = 1) {
+    return EnqueueErased(std::make_shared<Item>(std::move(item)), size);
   }
 
-  // Takes a still-queued item out and rejects it with CANCELLED; false when it was already sent
-  // (or never existed).
-  bool Cancel(Ticket ticket) ABSL_LOCKS_EXCLUDED(mu_) {
-    std::vector<Ready> ready;
-    std::optional<Item> cancelled;
-    bool arm = false;
-    absl::Time arm_at;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = std::find_if(queue_.begin(), queue_.end(),
-                             [ticket](const Entry& e) { return e.ticket == ticket; });
-      if (it == queue_.end()) return false;
-      cancelled.emplace(std::move(it->item));
-      queue_.erase(it);
-      TakeReadyLocked(ready);  // a head may now be a preferred size
-      arm = ArmLocked(&arm_at);
-    }
-    reject_(*std::move(cancelled), absl::CancelledError("cancelled while waiting for a batch"));
-    Deliver(std::move(ready), arm, arm_at);
-    return true;
-  }
-
-  // Items waiting (for tests and gauges).
-  size_t queued() const ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    return queue_.size();
-  }
-
-  const BatcherOptions& options() const { return options_; }
+  // Cancel(ticket), queued() and options() are BatchQueue's.
 
  private:
-  struct Entry {
-    Ticket ticket;
-    Item item;
-    size_t size;
-    absl::Time enqueued;
-  };
-  struct Ready {
-    std::vector<Item> items;
-    BatchInfo info;
-  };
+  static Item Take(const Erased& item) { return std::move(*std::static_pointer_cast<Item>(item)); }
 
   DynamicBatcher(BatcherOptions options, BatchScheduler* scheduler, SendFn send, RejectFn reject)
-      : options_(std::move(options)),
-        scheduler_(scheduler),
-        send_(std::move(send)),
-        reject_(std::move(reject)) {
-    options_.max_batch_size = std::max<size_t>(options_.max_batch_size, 1);
-  }
-
-  // How many items at the head to send now, and why; 0 when none yet.
-  size_t DecideLocked(absl::Time now, BatchTrigger* trigger) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (queue_.empty()) return 0;
-    size_t fit_items = 0, fit_size = 0, preferred_items = 0;
-    for (const Entry& e : queue_) {
-      if (fit_items > 0 && fit_size + e.size > options_.max_batch_size) break;
-      fit_size += e.size;
-      ++fit_items;
-      if (std::find(options_.preferred_batch_sizes.begin(), options_.preferred_batch_sizes.end(),
-                    fit_size) != options_.preferred_batch_sizes.end()) {
-        preferred_items = fit_items;  // heads only grow: the last one found is the largest
-      }
-      if (fit_size >= options_.max_batch_size) break;
-    }
-    if (preferred_items > 0) {
-      *trigger = BatchTrigger::kPreferredSize;
-      return preferred_items;
-    }
-    if (fit_size >= options_.max_batch_size || fit_items < queue_.size()) {
-      *trigger = BatchTrigger::kMaxSize;
-      return fit_items;
-    }
-    if (now - queue_.front().enqueued >= options_.max_queue_delay) {
-      *trigger = BatchTrigger::kQueueDelay;
-      return fit_items;
-    }
-    return 0;
-  }
-
-  // Moves every batch due now out of the queue.
-  void TakeReadyLocked(std::vector<Ready>& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const absl::Time now = scheduler_->Now();
-    BatchTrigger trigger;
-    for (size_t n = DecideLocked(now, &trigger); n > 0; n = DecideLocked(now, &trigger)) {
-      Ready batch;
-      batch.info.trigger = trigger;
-      batch.info.sent = now;
-      batch.items.reserve(n);
-      batch.info.queue_delays.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        Entry& e = queue_.front();
-        batch.info.size += e.size;
-        batch.info.queue_delays.push_back(now - e.enqueued);
-        batch.items.push_back(std::move(e.item));
-        queue_.pop_front();
-      }
-      ready.push_back(std::move(batch));
-    }
-  }
-
-  // Whether a timer must be armed (at *when) for the oldest item; at most one is pending.
-  bool ArmLocked(absl::Time* when) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (queue_.empty() || timer_pending_) return false;
-    timer_pending_ = true;
-    *when = queue_.front().enqueued + options_.max_queue_delay;
-    return true;
-  }
-
-  void Deliver(std::vector<Ready> ready, bool arm, absl::Time arm_at) {
-    if (arm) {
-      scheduler_->RunAt(arm_at, [self = this->shared_from_this()] { self->OnTimer(); });
-    }
-    for (Ready& batch : ready) send_(std::move(batch.items), batch.info);
-  }
-
-  void OnTimer() ABSL_LOCKS_EXCLUDED(mu_) {
-    std::vector<Ready> ready;
-    bool arm = false;
-    absl::Time arm_at;
-    {
-      absl::MutexLock lock(&mu_);
-      timer_pending_ = false;
-      TakeReadyLocked(ready);
-      arm = ArmLocked(&arm_at);  // for the next oldest, or again if this one fired early
-    }
-    Deliver(std::move(ready), arm, arm_at);
-  }
-
-  BatcherOptions options_;
-  BatchScheduler* const scheduler_;
-  const SendFn send_;
-  const RejectFn reject_;
-
-  mutable absl::Mutex mu_;
-  std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);
-  Ticket next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
-  bool timer_pending_ ABSL_GUARDED_BY(mu_) = false;
+      : BatchQueue(
+            std::move(options), scheduler,
+            [send = std::move(send)](const std::vector<Erased>& erased, const BatchInfo& info) {
+              std::vector<Item> items;
+              items.reserve(erased.size());
+              for (const Erased& item : erased) items.push_back(Take(item));
+              send(std::move(items), info);
+            },
+            [reject = std::move(reject)](const Erased& item, const absl::Status& status) {
+              reject(Take(item), status);
+            }) {}
 };
 
 }  // namespace tollgate
