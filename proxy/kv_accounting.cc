@@ -174,8 +174,10 @@ void KvAccounting::Commit() {
     auto entry = std::make_unique<Poller>();
     entry->fingerprint = absl::StrCat(kv.metrics_url, "|", absl::FormatDuration(kv.poll_interval));
     const BaseUrl& url = kv.metrics_endpoint;
-    absl::StatusOr<std::unique_ptr<http::HttpClient>> client = http::HttpClient::Create(
-        {.tls = url.tls, .host = url.host, .port = url.port}, {.max_connections = 1});
+    http::HttpClientOptions options;
+    options.max_connections = 1;  // one poll at a time
+    absl::StatusOr<std::unique_ptr<http::HttpClient>> client =
+        http::HttpClient::Create({.tls = url.tls, .host = url.host, .port = url.port}, options);
     if (!client.ok()) {
       Log("backend ", backend, ": kv.metrics_url: ", client.status().message());
       continue;

@@ -58,7 +58,8 @@ tenants: [{name: acme, api_key_sha256: ["{KEY}"]}]
 vocab_dir: "{VOCAB}"
 backends:
   - {name: remote, kind: grpc, address: "{SIM}", retry: {max_attempts: 1},
-     kv: {gpu: a100-80gb, admission: {ADMISSION}}}
+     kv: {gpu: a100-80gb, admission: {ADMISSION}, metrics_url: "http://{SIM_HTTP}/metrics",
+          poll_interval_ms: 200}}
 models:
   - {name: llama-3-8b, backend: remote, tokenizer: llama3}
 )";
@@ -100,6 +101,7 @@ class KvIntegrationTest : public ::testing::Test {
     const std::string config = dir_ + "/tollgate.yaml";
     testing::WriteFile(config, absl::StrReplaceAll(kConfig, {{"{KEY}", ApiKeySha256Hex(kKey)},
                                                              {"{SIM}", sim_grpc_},
+                                                             {"{SIM_HTTP}", sim_http_},
                                                              {"{VOCAB}", vocab_dir_},
                                                              {"{ADMISSION}", admission}}));
     const std::string log = dir_ + "/tollgate.log";
@@ -194,6 +196,7 @@ TEST_F(KvIntegrationTest, TollgatesKvBytesAgreeWithTheSimulatorsUnderLoad) {
   std::vector<Moment> moments;  // steady ones
   std::vector<double> sim_values;
   size_t samples = 0;
+  double backend_usage_max = 0;  // the simulator's own ratio, as Tollgate's poller reads it
   const absl::Time end = absl::Now() + absl::Seconds(10);
   while (absl::Now() < end) {
     const double before = TollgateKvBytes();
@@ -203,12 +206,17 @@ TEST_F(KvIntegrationTest, TollgatesKvBytesAgreeWithTheSimulatorsUnderLoad) {
     if (before < 0 || sim <= 0 || after < 0) continue;
     ++samples;
     sim_values.push_back(sim);
+    backend_usage_max = std::max(
+        backend_usage_max,
+        Sample(metrics_, "tollgate_backend_kv_cache_usage_ratio", {{"backend", "remote"}}));
     if (std::abs(before - after) > 0.02 * sim) continue;  // moving: not a steady moment
     moments.push_back({sim, (before + after) / 2});
   }
   stop.store(true);
   for (std::thread& client : clients) client.join();
   EXPECT_EQ(failures.load(), 0);
+  // kv.metrics_url: the poller read the simulator's vllm:kv_cache_usage_perc under load.
+  EXPECT_GT(backend_usage_max, 0);
 
   ASSERT_FALSE(sim_values.empty());
   std::sort(sim_values.begin(), sim_values.end());
