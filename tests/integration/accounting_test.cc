@@ -285,22 +285,16 @@ class AccountingTest : public ::testing::Test {
     if (!HasFailure() && !dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
-  // Starts a tollgate-sim with a gRPC and an HTTP listener; returns {grpc, http} host:port.
+  // Starts a tollgate-sim at time_scale 0 with a gRPC and an HTTP listener; returns {grpc, http}
+  // host:port, empty when it did not start.
   std::pair<std::string, std::string> StartSim(testing::ChildProcess& sim, const std::string& name,
                                                const std::vector<std::string>& flags) {
-    std::vector<std::string> argv = {testing::Binary("sim/tollgate-sim"), "--address=127.0.0.1:0",
-                                     "--http_address=127.0.0.1:0", "--time_scale=0"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    std::pair<std::string, std::string> addresses;
-    if (!sim.Start(argv, absl::StrCat(dir_, "/sim-", name, ".log")).ok()) return addresses;
-    const absl::StatusOr<std::string> grpc =
-        sim.WaitForLine("tollgate-sim listening on ", absl::Seconds(30));
-    const absl::StatusOr<std::string> http =
-        sim.WaitForLine("tollgate-sim http listening on ", absl::Seconds(30));
-    if (grpc.ok() && http.ok()) {
-      addresses = {grpc->substr(grpc->rfind(' ') + 1), http->substr(http->rfind(' ') + 1)};
-    }
-    return addresses;
+    std::vector<std::string> all = {"--time_scale=0"};
+    all.insert(all.end(), flags.begin(), flags.end());
+    const absl::StatusOr<testing::SimAddresses> addresses =
+        testing::StartSim(sim, all, absl::StrCat(dir_, "/sim-", name, ".log"));
+    if (!addresses.ok()) return {};
+    return {addresses->grpc, addresses->http};
   }
 
   void WriteConfig(const std::string& config_template,

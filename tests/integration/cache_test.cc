@@ -67,18 +67,11 @@ class CacheIntegrationTest : public ::testing::Test {
 
   // Starts tollgate-sim (gRPC and HTTP, the HTTP side for its /metrics) with `time_scale`.
   void StartSim(double time_scale) {
-    ASSERT_TRUE(
-        sim_.Start({testing::Binary("sim/tollgate-sim"), "--address=127.0.0.1:0",
-                    "--http_address=127.0.0.1:0", absl::StrCat("--time_scale=", time_scale)},
-                   dir_ + "/sim.log")
-            .ok());
-    const absl::StatusOr<std::string> grpc =
-        sim_.WaitForLine("tollgate-sim listening on ", absl::Seconds(30));
-    const absl::StatusOr<std::string> http =
-        sim_.WaitForLine("tollgate-sim http listening on ", absl::Seconds(30));
-    ASSERT_TRUE(grpc.ok() && http.ok());
-    sim_grpc_ = grpc->substr(grpc->rfind(' ') + 1);
-    sim_http_ = http->substr(http->rfind(' ') + 1);
+    const absl::StatusOr<testing::SimAddresses> sim =
+        testing::StartSim(sim_, {absl::StrCat("--time_scale=", time_scale)}, dir_ + "/sim.log");
+    ASSERT_TRUE(sim.ok()) << sim.status();
+    sim_grpc_ = sim->grpc;
+    sim_http_ = sim->http;
   }
 
   // Generate requests the simulator has admitted so far.

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "proxy/common/status_macros.h"
 
 extern char** environ;
 
@@ -99,6 +100,19 @@ absl::StatusOr<int> ChildProcess::Wait(absl::Duration timeout) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   return absl::FailedPreconditionError("not running");
+}
+
+absl::StatusOr<SimAddresses> StartSim(ChildProcess& sim, const std::vector<std::string>& flags,
+                                      const std::string& stderr_path) {
+  std::vector<std::string> argv = {Binary("sim/tollgate-sim"), "--address=127.0.0.1:0",
+                                   "--http_address=127.0.0.1:0"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  TG_RETURN_IF_ERROR(sim.Start(argv, stderr_path));
+  TG_ASSIGN_OR_RETURN(const std::string grpc,
+                      sim.WaitForLine("tollgate-sim listening on ", absl::Seconds(30)));
+  TG_ASSIGN_OR_RETURN(const std::string http,
+                      sim.WaitForLine("tollgate-sim http listening on ", absl::Seconds(30)));
+  return SimAddresses{grpc.substr(grpc.rfind(' ') + 1), http.substr(http.rfind(' ') + 1)};
 }
 
 std::string FieldAfter(const std::string& line, const std::string& key) {

@@ -35,6 +35,17 @@ class ChildProcess {
   std::string buffer_;
 };
 
+// The listening addresses of a tollgate-sim, host:port each.
+struct SimAddresses {
+  std::string grpc;
+  std::string http;
+};
+
+// Starts tollgate-sim with a gRPC and an HTTP listener on free loopback ports, plus `flags`, its
+// stderr to `stderr_path`; returns once both listen.
+absl::StatusOr<SimAddresses> StartSim(ChildProcess& sim, const std::vector<std::string>& flags,
+                                      const std::string& stderr_path);
+
 // The value after `key=` in a line like "tollgate listening grpc=127.0.0.1:5 metrics=...".
 std::string FieldAfter(const std::string& line, const std::string& key);
 

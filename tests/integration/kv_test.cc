@@ -82,18 +82,11 @@ class KvIntegrationTest : public ::testing::Test {
   }
 
   void StartSim() {
-    ASSERT_TRUE(sim_.Start({testing::Binary("sim/tollgate-sim"), "--address=127.0.0.1:0",
-                            "--http_address=127.0.0.1:0", "--gpu=a100-80gb", "--time_scale=1",
-                            "--batch_mode=continuous"},
-                           dir_ + "/sim.log")
-                    .ok());
-    const absl::StatusOr<std::string> grpc =
-        sim_.WaitForLine("tollgate-sim listening on ", absl::Seconds(30));
-    const absl::StatusOr<std::string> http =
-        sim_.WaitForLine("tollgate-sim http listening on ", absl::Seconds(30));
-    ASSERT_TRUE(grpc.ok() && http.ok());
-    sim_grpc_ = grpc->substr(grpc->rfind(' ') + 1);
-    sim_http_ = http->substr(http->rfind(' ') + 1);
+    const absl::StatusOr<testing::SimAddresses> sim = testing::StartSim(
+        sim_, {"--gpu=a100-80gb", "--time_scale=1", "--batch_mode=continuous"}, dir_ + "/sim.log");
+    ASSERT_TRUE(sim.ok()) << sim.status();
+    sim_grpc_ = sim->grpc;
+    sim_http_ = sim->http;
   }
 
   // `admission`: backends[].kv.admission as a YAML flow map.
