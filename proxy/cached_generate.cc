@@ -147,14 +147,8 @@ class CachedGenerate final : public RequestHandle,
     final.set_cache_status(v1::CACHE_STATUS_COALESCED);
     const int64_t paid = final.cost().total_nano_usd();
     *final.mutable_cost() = HitCost(final.cost(), a_.route.model->cache.hit_cost_fraction);
-    SettleBudget(a_, reservation_, final.cost().total_nano_usd());
-    RecordOutcome(a_, {.code = client_status.code(),
-                       .usage = &final.usage(),
-                       .cost = &final.cost(),
-                       .timing = &timing_,
-                       .backend = final.backend(),
-                       .cache_status = v1::CACHE_STATUS_COALESCED,
-                       .saved_nano_usd = status.ok() ? paid - final.cost().total_nano_usd() : 0});
+    SettleAndRecord(a_, reservation_, client_status.code(), final, &timing_,
+                    status.ok() ? paid - final.cost().total_nano_usd() : 0);
     sink_->OnFinish(client_status, std::move(final));
   }
 
@@ -226,13 +220,8 @@ class CachedGenerate final : public RequestHandle,
     final.set_backend(std::string(kCacheBackend));
     final.set_cache_status(v1::CACHE_STATUS_HIT);
     *final.mutable_cost() = charge;
-    SettleBudget(a_, reservation, charge.total_nano_usd());
-    RecordOutcome(a_, {.code = absl::StatusCode::kOk,
-                       .usage = &final.usage(),
-                       .cost = &final.cost(),
-                       .backend = final.backend(),
-                       .cache_status = v1::CACHE_STATUS_HIT,
-                       .saved_nano_usd = hit.cost.total_nano_usd() - charge.total_nano_usd()});
+    SettleAndRecord(a_, reservation, absl::StatusCode::kOk, final, /*timing=*/nullptr,
+                    hit.cost.total_nano_usd() - charge.total_nano_usd());
     sink_->OnFinish(absl::OkStatus(), std::move(final));
   }
 

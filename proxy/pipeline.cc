@@ -34,7 +34,7 @@ using pipeline_internal::MaxOutputTokens;
 using pipeline_internal::PromptTokens;
 using pipeline_internal::RecordOutcome;
 using pipeline_internal::ReserveBudget;
-using pipeline_internal::SettleBudget;
+using pipeline_internal::SettleAndRecord;
 using pipeline_internal::TextRelay;
 using pipeline_internal::WorstCaseNanoUsd;
 
@@ -389,13 +389,7 @@ class GenerateRun final : public GenerateObserver,
     final.set_backend(plan_.current().config->name);
     final.set_request_id(a_.request_id);
     const absl::Status client_status = ClientStatus(status, a_.deadline);
-    SettleBudget(a_, reservation_, final.cost().total_nano_usd());
-    RecordOutcome(a_, {.code = client_status.code(),
-                       .usage = &final.usage(),
-                       .cost = &final.cost(),
-                       .timing = &timing_,
-                       .backend = final.backend(),
-                       .cache_status = final.cache_status()});
+    SettleAndRecord(a_, reservation_, client_status.code(), final, &timing_);
     sink_->OnFinish(client_status, std::move(final));
   }
 
@@ -548,13 +542,7 @@ class EmbedRun final : public std::enable_shared_from_this<EmbedRun> {
     response.set_cache_status(v1::CACHE_STATUS_MISS);
     response.set_backend(plan_.current().config->name);
     response.set_request_id(a_.request_id);
-    SettleBudget(a_, reservation_, response.cost().total_nano_usd());
-    RecordOutcome(a_, {.code = status.code(),
-                       .usage = &response.usage(),
-                       .cost = &response.cost(),
-                       .timing = &timing_,
-                       .backend = response.backend(),
-                       .cache_status = response.cache_status()});
+    SettleAndRecord(a_, reservation_, status.code(), response, &timing_);
     done_(status, std::move(response));
   }
 

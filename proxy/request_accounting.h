@@ -205,6 +205,23 @@ absl::StatusOr<BudgetHold> ReserveBudget(Admission& a, int64_t worst_case_nano_u
 // Settles both holds to what the request really cost.
 void SettleBudget(const Admission& a, BudgetHold& hold, int64_t cost_nano_usd);
 
+// How a request with a final message ends (before the message is delivered): its budgets settle
+// to the message's cost, and it is recorded with the message's usage, cost, backend and cache
+// status. `Response` is v1::GenerateResponse or v1::EmbedResponse.
+template <typename Response>
+void SettleAndRecord(const Admission& a, BudgetHold& hold, absl::StatusCode code,
+                     const Response& final, const BackendTiming* timing,
+                     int64_t saved_nano_usd = 0) {
+  SettleBudget(a, hold, final.cost().total_nano_usd());
+  RecordOutcome(a, {.code = code,
+                    .usage = &final.usage(),
+                    .cost = &final.cost(),
+                    .timing = timing,
+                    .backend = final.backend(),
+                    .cache_status = final.cache_status(),
+                    .saved_nano_usd = saved_nano_usd});
+}
+
 // Starts the backend call of an admitted generation (pipeline.cc). Its final message carries
 // `cache_status`. The sink must stay valid until its OnFinish has returned.
 std::shared_ptr<RequestHandle> StartGenerateRun(Admission admission, bool stream,
