@@ -63,10 +63,10 @@ bool RunsOn(const ModelConfig& model, const std::string& backend) {
 // Everything a state is built from, so that an unchanged backend keeps its state.
 std::string Fingerprint(const BackendConfig& backend, const Config& config) {
   const KvConfig& kv = *backend.kv;
-  std::string fingerprint =
-      absl::StrCat(kv.gpu, "|", kv.gpu_count, "|", kv.gpu_memory_utilization, "|", kv.block_tokens,
-                   "|", kv.admission.enabled, "|", kv.admission.admit_ratio, "|",
-                   kv.admission.max_queue, "|", absl::FormatDuration(kv.admission.max_queue_wait));
+  std::string fingerprint = absl::StrCat(
+      kv.gpu, "|", kv.gpu_count, "|", kv.gpu_memory_utilization, "|", kv.block_tokens, "|",
+      kv.capacity_bytes, "|", kv.admission.enabled, "|", kv.admission.admit_ratio, "|",
+      kv.admission.max_queue, "|", absl::FormatDuration(kv.admission.max_queue_wait));
   for (const ModelConfig& model : config.models) {
     if (!RunsOn(model, backend.name) || !model.kv_shape) continue;
     const ModelShape& shape = *model.kv_shape;
@@ -132,6 +132,8 @@ absl::StatusOr<KvStates> KvAccounting::StatesFor(const Config& config) {
       metrics_.AddModel(model.name, cache_model.bytes_per_token());
       state->models.emplace(model.name, cache_model);
     }
+    // What the operator knows the backend to hold wins over what its GPU should leave.
+    if (kv.capacity_bytes != 0) capacity_bytes = kv.capacity_bytes;
     const KvBackendSeries series = metrics_.AddBackend(backend.name);
     state->tracker = std::make_unique<KvTracker>(
         capacity_bytes, KvTrackerOptions{.block_tokens = kv.block_tokens, .series = series});

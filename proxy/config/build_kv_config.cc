@@ -68,6 +68,7 @@ absl::StatusOr<std::optional<KvConfig>> BuildKv(const v1::Backend& source,
     kv.gpu_memory_utilization = kv_source.gpu_memory_utilization();
   }
   if (kv_source.block_tokens() != 0) kv.block_tokens = kv_source.block_tokens();
+  kv.capacity_bytes = kv_source.capacity_bytes();
   const KvCacheOptions options{.block_tokens = kv.block_tokens,
                                .gpu_memory_utilization = kv.gpu_memory_utilization};
   if (absl::Status valid = ValidateKvCacheOptions(options); !valid.ok()) {
@@ -140,7 +141,7 @@ absl::Status ResolveKvShapes(Config& config) {
       }
     }
     const GpuSpec gpu = *FindGpu(backend.kv->gpu);
-    if (!largest.empty() &&
+    if (!largest.empty() && backend.kv->capacity_bytes == 0 &&
         KvCapacityBytes(gpu.memory_bytes, backend.kv->gpu_count, backend.kv->gpu_memory_utilization,
                         largest_weights) == 0) {
       return FieldError(absl::StrCat("backends[", b, "].kv.gpu_count"),

@@ -130,6 +130,9 @@ struct KvConfig {
   uint32_t gpu_count = 1;
   double gpu_memory_utilization = 0.9;  // (0, 1]
   uint32_t block_tokens = 16;           // >= 1
+  // kv.capacity_bytes: the backend's KV-cache size as the operator knows it; 0 = derived from the
+  // GPU and the weights of its largest model.
+  uint64_t capacity_bytes = 0;
   KvAdmissionConfig admission;
   // The backend's /metrics, as written and parsed (path_prefix is its path); empty: not polled.
   std::string metrics_url;

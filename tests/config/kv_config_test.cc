@@ -113,6 +113,24 @@ TEST(KvConfig, ValuesOutOfRangeNameTheirField) {
               StartsWith("backends[0].kv.gpu_count: the weights of model \"llama-3-8b\""));
 }
 
+TEST(KvConfig, AGivenCapacityIsKeptAndReplacesTheWeightsCheck) {
+  EXPECT_EQ(ParseValid("backends: [{name: gpu, kind: sim, kv: {gpu: a10g}}]\n"
+                       "models: [{name: llama-3-8b, backend: gpu}]")
+                ->FindBackend("gpu")
+                ->kv->capacity_bytes,
+            0u)
+      << "derived by default";
+  // The operator read it from the server (vLLM: "# GPU blocks: 1000" × 16 × 131072 bytes), so the
+  // estimate that 0.5 of an A10G leaves no room beside the weights does not stand.
+  const std::shared_ptr<const Config> config = ParseValid(
+      "backends: [{name: gpu, kind: sim, kv: {gpu: a10g, gpu_memory_utilization: 0.5, "
+      "capacity_bytes: 2097152000}}]\nmodels: [{name: llama-3-8b, backend: gpu}]");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ(config->FindBackend("gpu")->kv->capacity_bytes, 2'097'152'000u);
+  EXPECT_THAT(ParseError("backends: [{name: gpu, kind: sim, kv: {gpu: a10g, capacity_bytes: -1}}]"),
+              HasSubstr("capacity_bytes"));
+}
+
 TEST(KvConfig, ArchitectureDimensionsAreBounded) {
   EXPECT_THAT(
       ParseError("models: [{name: m, architecture: {layers: 65537, kv_heads: 1, head_dim: 1}}]"),

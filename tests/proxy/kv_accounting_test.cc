@@ -37,6 +37,21 @@ TEST(KvAccounting, TracksOnlyKvBackendsSizedForTheirModel) {
   EXPECT_EQ(gpu.admission, nullptr);
 }
 
+TEST(KvAccounting, AGivenCapacityReplacesTheDerivedOne) {
+  prometheus::Registry registry;
+  KvAccounting kv(registry);
+  const absl::StatusOr<KvStates> states =
+      kv.StatesFor(*Load("{gpu: a100-80gb, capacity_bytes: 2097152000}"));
+  ASSERT_TRUE(states.ok()) << states.status();
+  kv.Commit();
+  EXPECT_EQ(states->at("gpu")->tracker->capacity_bytes(), 2'097'152'000u);
+  // A changed capacity is a changed backend: a new tracker, sized anew.
+  const KvStates derived = *kv.StatesFor(*Load("{gpu: a100-80gb}"));
+  kv.Commit();
+  EXPECT_NE(derived.at("gpu"), states->at("gpu"));
+  EXPECT_EQ(derived.at("gpu")->tracker->capacity_bytes(), 55'940'000'000u);
+}
+
 TEST(KvAccounting, AReloadKeepsAnUnchangedBackendsTrackerAndReplacesAChangedOne) {
   prometheus::Registry registry;
   KvAccounting kv(registry);
