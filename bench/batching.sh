@@ -52,76 +52,27 @@ require_seconds TIME_SCALE "${TIME_SCALE}"
 require_seconds PER_ITEM_FRACTION "${PER_ITEM_FRACTION}"
 require_positive_integers "CONCURRENCY, LIGHT_CONCURRENCY, MAX_BATCH and QUEUE_DELAY_US" \
   "${CONCURRENCY}" "${LIGHT_CONCURRENCY}" "${MAX_BATCH}" "${QUEUE_DELAY_US}"
-command -v wrk >/dev/null || {
-  echo "batching.sh: installing wrk"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || die "cannot install wrk"
-}
+require_wrk
 
 # Other work on the machine skews the figures; the report says how busy it was.
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 bench_init
 
 # --- the simulator: static batches, one call at a time ------------------------------------------
-"${BUILD_DIR}/sim/tollgate-sim" --address 127.0.0.1:0 --http_address 127.0.0.1:0 \
-  --batch_mode=static --max_static_batch "${MAX_BATCH}" \
-  --static_per_item_fraction "${PER_ITEM_FRACTION}" --time_scale "${TIME_SCALE}" \
-  >"${WORK_DIR}/sim.out" 2>"${WORK_DIR}/sim.err" &
-SIM_PID=$!
-STARTED_PIDS+=("${SIM_PID}")
-SIM_HTTP="$(wait_for_line "${WORK_DIR}/sim.out" '^tollgate-sim http listening on ' "${SIM_PID}" |
-  awk '{print $NF}')" || die "tollgate-sim did not start: $(tail -n 5 "${WORK_DIR}/sim.err")"
-[[ -n "${SIM_HTTP}" ]] || die "tollgate-sim did not start: $(tail -n 5 "${WORK_DIR}/sim.err")"
+start_http_sim --batch_mode=static --max_static_batch "${MAX_BATCH}" \
+  --static_per_item_fraction "${PER_ITEM_FRACTION}" --time_scale "${TIME_SCALE}"
 
 # write_config FILE ENABLED: Tollgate in front of the simulator, batching ENABLED (true/false).
 write_config() {
-  cat >"$1" <<YAML
-listeners: {grpc_address: "127.0.0.1:0", metrics_address: "127.0.0.1:0", http_address: "127.0.0.1:0"}
-tenants: [{name: bench, api_key_sha256: ["$(printf %s "${API_KEY}" | sha256sum | cut -d' ' -f1)"]}]
-backends:
-  - {name: sim-static, kind: openai, base_url: "http://${SIM_HTTP}",
-     batching: {enabled: $2, max_batch_size: ${MAX_BATCH}, max_queue_delay_us: ${QUEUE_DELAY_US}}}
-models:
-  - {name: llama-3-8b, backend: sim-static, tokenizer: estimate,
-     prices: {input_usd_per_mtok: 0.2, output_usd_per_mtok: 0.2}}
-YAML
-}
-
-# stop_tollgate: stops the Tollgate started last (SIGTERM, then SIGKILL after 10 s).
-stop_tollgate() {
-  kill "${TOLLGATE_PID}" 2>/dev/null || true
-  for _ in $(seq 100); do
-    kill -0 "${TOLLGATE_PID}" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "${TOLLGATE_PID}" 2>/dev/null || true
-  wait "${TOLLGATE_PID}" 2>/dev/null || true
+  write_http_config "$1" "batching: {enabled: $2, max_batch_size: ${MAX_BATCH}, max_queue_delay_us: ${QUEUE_DELAY_US}}"
 }
 
 # Distinct prompts of one length (so every item of a call takes the same t_1), sampled (so that
 # nothing could answer a repeat from a cache); TAG keeps runs apart.
+WRK_TEMPLATE="${WORK_DIR}/completion.lua"
 wrk_post_script /v1/completions "string.format('{\"model\":\"llama-3-8b\",\"max_tokens\":${MAX_TOKENS},' ..
     '\"temperature\":0.7,\"prompt\":\"Batching benchmark TAG prompt number %09d\"}', n)" \
-  >"${WORK_DIR}/completion.lua"
-
-# run_wrk TAG ADDRESS CONNECTIONS SECONDS: "requests_per_s p50_us p99_us requests errors", errors
-# being non-2xx responses plus socket errors.
-run_wrk() {
-  sed "s/TAG/$1/" "${WORK_DIR}/completion.lua" >"${WORK_DIR}/$1.lua"
-  timeout "$(awk -v d="$4" 'BEGIN { printf "%d", d + 60 }')" wrk -t1 -c"$3" -d"$4s" --latency \
-    --timeout 30s -s "${WORK_DIR}/$1.lua" "http://$2" >"${WORK_DIR}/$1.wrk" 2>&1 &
-  local wrk_pid=$!
-  STARTED_PIDS+=("${wrk_pid}")
-  wait "${wrk_pid}" || die "wrk $1 failed: $(tail -n 5 "${WORK_DIR}/$1.wrk")"
-  local out rate p50 p99 requests non2xx socket
-  out="$(<"${WORK_DIR}/$1.wrk")"
-  rate="$(awk '/^Requests\/sec:/ { print $2 }' <<<"${out}")"
-  p50="$(to_us "$(awk '$1 == "50%" { print $2 }' <<<"${out}")")"
-  p99="$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"${out}")")"
-  requests="$(awk '/requests in/ { print $1 }' <<<"${out}")"
-  non2xx="$(awk '/Non-2xx or 3xx responses/ { print $NF }' <<<"${out}")"
-  socket="$(awk -F'[ ,]+' '/Socket errors/ { print $4 + $6 + $8 + $10 }' <<<"${out}")"
-  echo "${rate} ${p50} ${p99} ${requests} $((${non2xx:-0} + ${socket:-0}))"
-}
+  >"${WRK_TEMPLATE}"
 
 # batch_stats: "batches prompts queue_delay_s_sum queue_delay_count" of Tollgate's batch series.
 batch_stats() {
@@ -168,7 +119,6 @@ for mode in off on; do
   measure "${mode}-light" "${LIGHT_CONCURRENCY}"
   stop_tollgate
 done
-LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- figures and goals ----------------------------------------------------------------------------
 # shellcheck disable=SC2154  # awk variables
@@ -188,20 +138,10 @@ FIGURES="$(awk -v off="${RATE[off]}" -v on="${RATE[on]}" -v b="${BATCHES[on]}" \
       (gain >= 0.9 * ideal ? "met" : "missed"), (added <= delay_us ? "met" : "missed")
     printf " light_latency_goal=%s\n", (light_added <= delay_us ? "within" : "beyond") }')"
 ms() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1000 }'; }
-fig() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"${FIGURES}"; }
 
 section="${WORK_DIR}/section.md"
 {
-  echo "<!-- batching:begin (written by bench/batching.sh) -->"
-  echo "## Dynamic batching (issue 7)"
-  echo
-  echo "Written by \`bench/batching.sh\`; do not edit by hand."
-  echo
-  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- Command: \`${COMMAND_LINE}\`"
-  describe_build
-  echo "- Load average (1, 5, 15 min): ${LOAD_BEFORE} before the runs, ${LOAD_AFTER} after;" \
-    "wrk, Tollgate and the simulator share the machine's CPUs with whatever else runs there"
+  section_preamble batching "Dynamic batching (issue 7)"
   echo
   echo "\`tollgate-sim --batch_mode=static --max_static_batch ${MAX_BATCH}" \
     "--static_per_item_fraction ${PER_ITEM_FRACTION} --time_scale ${TIME_SCALE}\` runs one call at"

@@ -159,16 +159,7 @@ median() {  # median VALUE...
 }
 section="${WORK_DIR}/section.md"
 {
-  echo "<!-- cache:begin (written by bench/cache_overhead.sh) -->"
-  echo "## Response cache (issue 6)"
-  echo
-  echo "Written by \`bench/cache_overhead.sh\`; do not edit by hand."
-  echo
-  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- Command: \`${COMMAND_LINE}\`"
-  describe_build
-  echo "- Load average (1, 5, 15 min): ${LOAD_BEFORE} before the runs, $(cut -d' ' -f1-3 /proc/loadavg) after;" \
-    "every process of a measurement shares the machine's CPUs with whatever else runs there"
+  section_preamble cache "Response cache (issue 6)"
   echo
   echo "### A hit's latency inside Tollgate (goal: p99 ≤ ${HIT_GOAL_P99_US} µs)"
   echo

@@ -1,14 +1,15 @@
 # shellcheck shell=bash disable=SC2034  # the variables set here are for the sourcing script
-# Helpers of the bench scripts (overhead.sh, http_overhead.sh, cache_overhead.sh); sourced, never
-# run. They start tollgate-sim and Tollgate on free loopback ports, stop what was started, run
-# tollgate-bench and read its RESULT line, read CPU time from /proc and series from /metrics,
-# describe the machine and the build, and replace one script's section of bench/RESULTS.md.
+# Helpers of the bench scripts (overhead.sh, http_overhead.sh, cache_overhead.sh, batching.sh,
+# kv_admission.sh); sourced, never run. They start tollgate-sim and Tollgate on free loopback ports,
+# stop what was started, run tollgate-bench or wrk and read their figures, read CPU time from /proc
+# and series from /metrics, describe the machine and the build, and replace one script's section of
+# bench/RESULTS.md.
 #
 #   source "${SCRIPT_DIR}/common.sh"    # REPO_DIR; defaults of the common settings
 #   ... settings, COMMAND_LINE ...
 #   resolve_build_dir
 #   bench_init                      # WORK_DIR, STARTED_PIDS, the exit trap
-#   start_sim --time_scale 0        # SIM_PID, SIM_ADDRESS
+#   start_sim --time_scale 0        # SIM_PID, SIM_ADDRESS (start_http_sim: and SIM_HTTP)
 #   start_tollgate "${WORK_DIR}/tollgate.yaml"   # TOLLGATE_PID, TOLLGATE_ADDRESS, METRICS_ADDRESS
 #
 # Settings (environment) every script takes: BUILD_DIR (default build; relative to the repository
@@ -105,6 +106,31 @@ start_sim() {
   SIM_ADDRESS="${line##* }"
 }
 
+# write_http_config FILE BACKEND_FIELDS: a Tollgate config on free loopback ports (gRPC, metrics,
+# HTTP) for tenant "bench" (API_KEY), with one `openai` backend "sim" in front of SIM_HTTP (its
+# further fields BACKEND_FIELDS, YAML flow-map entries) serving model llama-3-8b, counted by
+# estimate (4 bytes a token, as the simulator counts) at $0.2 per million tokens.
+write_http_config() {
+  cat >"$1" <<YAML
+listeners: {grpc_address: "127.0.0.1:0", metrics_address: "127.0.0.1:0", http_address: "127.0.0.1:0"}
+tenants: [{name: bench, api_key_sha256: ["$(printf %s "${API_KEY}" | sha256sum | cut -d' ' -f1)"]}]
+backends:
+  - {name: sim, kind: openai, base_url: "http://${SIM_HTTP}", $2}
+models:
+  - {name: llama-3-8b, backend: sim, tokenizer: estimate,
+     prices: {input_usd_per_mtok: 0.2, output_usd_per_mtok: 0.2}}
+YAML
+}
+
+# start_http_sim ARGS...: start_sim with its HTTP API on a free loopback port too; also sets
+# SIM_HTTP (host:port of the HTTP API).
+start_http_sim() {
+  start_sim --http_address 127.0.0.1:0 "$@"
+  SIM_HTTP="$(wait_for_line "${WORK_DIR}/sim.out" '^tollgate-sim http listening on ' "${SIM_PID}" |
+    awk '{print $NF}')" || die "tollgate-sim did not start: $(tail -n 5 "${WORK_DIR}/sim.err")"
+  [[ -n "${SIM_HTTP}" ]] || die "tollgate-sim did not start: $(tail -n 5 "${WORK_DIR}/sim.err")"
+}
+
 # start_tollgate CONFIG: Tollgate with CONFIG (which listens on port 0); sets TOLLGATE_PID,
 # TOLLGATE_LINE (its "tollgate listening" line), TOLLGATE_ADDRESS (gRPC) and METRICS_ADDRESS.
 start_tollgate() {
@@ -116,6 +142,46 @@ start_tollgate() {
     "${TOLLGATE_PID}")" || die "tollgate did not start: $(tail -n 5 "${WORK_DIR}/tollgate.err")"
   TOLLGATE_ADDRESS="$(sed -E 's/.*grpc=([^ ]+).*/\1/' <<<"${TOLLGATE_LINE}")"
   METRICS_ADDRESS="$(sed -E 's/.*metrics=([^ ]+).*/\1/' <<<"${TOLLGATE_LINE}")"
+}
+
+# stop_tollgate: stops the Tollgate started last (SIGTERM, then SIGKILL after 10 s).
+stop_tollgate() {
+  kill "${TOLLGATE_PID}" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "${TOLLGATE_PID}" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "${TOLLGATE_PID}" 2>/dev/null || true
+  wait "${TOLLGATE_PID}" 2>/dev/null || true
+}
+
+# run_wrk TAG ADDRESS CONNECTIONS SECONDS: one closed-loop wrk run (one thread) of the Lua script
+# WRK_TEMPLATE (wrk_post_script's output, its "TAG" replaced by TAG so that runs send different
+# bodies) against http://ADDRESS. Prints "requests_per_s p50_us p99_us requests errors", errors
+# being non-2xx responses plus socket errors. Requests wait up to 30 s for their answer.
+run_wrk() {
+  sed "s/TAG/$1/" "${WRK_TEMPLATE}" >"${WORK_DIR}/$1.lua"
+  timeout "$(awk -v d="$4" 'BEGIN { printf "%d", d + 60 }')" wrk -t1 -c"$3" -d"$4s" --latency \
+    --timeout 30s -s "${WORK_DIR}/$1.lua" "http://$2" >"${WORK_DIR}/$1.wrk" 2>&1 &
+  local wrk_pid=$!
+  STARTED_PIDS+=("${wrk_pid}")
+  wait "${wrk_pid}" || die "wrk $1 failed: $(tail -n 5 "${WORK_DIR}/$1.wrk")"
+  local out rate p50 p99 requests non2xx socket
+  out="$(<"${WORK_DIR}/$1.wrk")"
+  rate="$(awk '/^Requests\/sec:/ { print $2 }' <<<"${out}")"
+  p50="$(to_us "$(awk '$1 == "50%" { print $2 }' <<<"${out}")")"
+  p99="$(to_us "$(awk '$1 == "99%" { print $2 }' <<<"${out}")")"
+  requests="$(awk '/requests in/ { print $1 }' <<<"${out}")"
+  non2xx="$(awk '/Non-2xx or 3xx responses/ { print $NF }' <<<"${out}")"
+  socket="$(awk -F'[ ,]+' '/Socket errors/ { print $4 + $6 + $8 + $10 }' <<<"${out}")"
+  echo "${rate} ${p50} ${p99} ${requests} $((${non2xx:-0} + ${socket:-0}))"
+}
+
+# require_wrk: installs wrk (Debian package) when missing.
+require_wrk() {
+  command -v wrk >/dev/null && return
+  echo "installing wrk"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || die "cannot install wrk"
 }
 
 CLOCK_TICKS_PER_S="$(getconf CLK_TCK)"
@@ -193,6 +259,28 @@ run_bench() {
 # result_line NAME: the RESULT line of run NAME.
 result_line() {
   grep -m1 '^RESULT ' "${WORK_DIR}/$1.out" || die "no RESULT line from $1"
+}
+
+# fig KEY: the value of KEY=value in FIGURES, a script's line of computed figures.
+fig() { sed -nE "s/.*(^| )$1=([^ ]+).*/\2/p" <<<"${FIGURES}"; }
+
+# section_preamble NAME TITLE: the head of a script's RESULTS.md section: its begin marker (ended by
+# "<!-- NAME:end -->"), "## TITLE", the date, COMMAND_LINE, describe_build's lines and the load
+# average from LOAD_BEFORE (read before the runs) to now.
+section_preamble() {
+  local script
+  script="bench/$(basename "$0")"
+  echo "<!-- $1:begin (written by ${script}) -->"
+  echo "## $2"
+  echo
+  echo "Written by \`${script}\`; do not edit by hand."
+  echo
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- Command: \`${COMMAND_LINE}\`"
+  describe_build
+  echo "- Load average (1, 5, 15 min): ${LOAD_BEFORE} before the runs," \
+    "$(cut -d' ' -f1-3 /proc/loadavg) after; every process of a measurement shares the machine's" \
+    "CPUs with whatever else runs there"
 }
 
 # describe_build: "- Machine", "- Build" and "- Source" lines for a report (Markdown list items).
