@@ -10,7 +10,8 @@
 # each sending its next /v1/completions prompt request when the previous one is answered; distinct
 # prompts of one length, max_tokens 16, temperature 0.7, no response cache configured) goes
 # through Tollgate's HTTP ingress and `openai` backend with batching off, then on
-# (backends[].batching: max_batch_size MAX_BATCH, max_queue_delay_us QUEUE_DELAY_US), each on a
+# (backends[].batching: max_batch_size MAX_BATCH, max_queue_delay_us QUEUE_DELAY_US,
+# max_in_flight_batches MAX_IN_FLIGHT), each on a
 # fresh Tollgate after a WARMUP_S warm-up run. It prints and writes to the "Dynamic batching"
 # section of bench/RESULTS.md (RESULTS_FILE overrides; other sections are kept): throughput off
 # and on and the gain; the mean batch size from Tollgate's tollgate_batch_size histogram and the
@@ -22,7 +23,8 @@
 #
 # Inputs (environment): BUILD_DIR (default build; holds sim/tollgate-sim and proxy/tollgate),
 # CONCURRENCY (default 64), LIGHT_CONCURRENCY (default 1), DURATION_S (default 10), WARMUP_S (default 1), MAX_BATCH (default 16),
-# QUEUE_DELAY_US (default 2000), TIME_SCALE (default 0.05: one 16-token call alone takes a few ms),
+# QUEUE_DELAY_US (default 2000), MAX_IN_FLIGHT (default 2: the simulator runs one call at a time; 0 =
+# no bound), TIME_SCALE (default 0.05: one 16-token call alone takes a few ms),
 # PER_ITEM_FRACTION (default 0.02, the simulator's f), RESULTS_FILE. Installs wrk (Debian package)
 # when missing. Every process it starts is stopped on exit; every run is bounded by `timeout`.
 set -euo pipefail
@@ -35,13 +37,14 @@ CONCURRENCY="${CONCURRENCY:-64}"
 LIGHT_CONCURRENCY="${LIGHT_CONCURRENCY:-1}"
 MAX_BATCH="${MAX_BATCH:-16}"
 QUEUE_DELAY_US="${QUEUE_DELAY_US:-2000}"
+MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-2}"
 TIME_SCALE="${TIME_SCALE:-0.05}"
 PER_ITEM_FRACTION="${PER_ITEM_FRACTION:-0.02}"
 readonly MAX_TOKENS=16
 readonly API_KEY="tollgate-bench-batching-key"
 readonly COMMAND_LINE="BUILD_DIR=${BUILD_DIR} CONCURRENCY=${CONCURRENCY} \
 LIGHT_CONCURRENCY=${LIGHT_CONCURRENCY} DURATION_S=${DURATION_S} \
-WARMUP_S=${WARMUP_S} MAX_BATCH=${MAX_BATCH} QUEUE_DELAY_US=${QUEUE_DELAY_US} \
+WARMUP_S=${WARMUP_S} MAX_BATCH=${MAX_BATCH} QUEUE_DELAY_US=${QUEUE_DELAY_US} MAX_IN_FLIGHT=${MAX_IN_FLIGHT} \
 TIME_SCALE=${TIME_SCALE} PER_ITEM_FRACTION=${PER_ITEM_FRACTION} bench/batching.sh"
 resolve_build_dir
 
@@ -64,7 +67,8 @@ start_http_sim --batch_mode=static --max_static_batch "${MAX_BATCH}" \
 
 # write_config FILE ENABLED: Tollgate in front of the simulator, batching ENABLED (true/false).
 write_config() {
-  write_http_config "$1" "batching: {enabled: $2, max_batch_size: ${MAX_BATCH}, max_queue_delay_us: ${QUEUE_DELAY_US}}"
+  write_http_config "$1" "batching: {enabled: $2, max_batch_size: ${MAX_BATCH}, max_queue_delay_us: ${QUEUE_DELAY_US},
+    max_in_flight_batches: ${MAX_IN_FLIGHT}}"
 }
 
 # Distinct prompts of one length (so every item of a call takes the same t_1), sampled (so that
@@ -153,7 +157,8 @@ section="${WORK_DIR}/section.md"
   echo "(distinct prompts of one length, max_tokens ${MAX_TOKENS}, temperature 0.7, no response cache)"
   echo "when the previous one is answered; ${DURATION_S} s measured after ${WARMUP_S} s of warm-up, on a"
   echo "fresh Tollgate with \`backends[].batching: {enabled: false}\`, then \`{enabled: true,"
-  echo "max_batch_size: ${MAX_BATCH}, max_queue_delay_us: ${QUEUE_DELAY_US}}\`. Batch figures come from"
+  echo "max_batch_size: ${MAX_BATCH}, max_queue_delay_us: ${QUEUE_DELAY_US}, max_in_flight_batches: ${MAX_IN_FLIGHT}}\`."
+  echo "Batch figures come from"
   echo "Tollgate's \`tollgate_batch_size\` and \`tollgate_batch_queue_delay_seconds\` over each measured"
   echo "run. After the ${CONCURRENCY}-connection run, the same Tollgate takes a light load, ${LIGHT_CONCURRENCY}"
   echo "connection(s) for ${DURATION_S} s, where a batch rarely fills and a request may wait up to"
@@ -183,11 +188,11 @@ section="${WORK_DIR}/section.md"
   echo "| added p50 (on − off), ${CONCURRENCY} connections | $(ms "$(fig added_p50_us)") ms | ≤ max_queue_delay_us = $(ms "${QUEUE_DELAY_US}") ms: $(fig latency_goal) |"
   echo "| added p50 (on − off), ${LIGHT_CONCURRENCY} connections | $(ms "$(fig light_added_p50_us)") ms | $(fig light_latency_goal) max_queue_delay_us (informational) |"
   echo
-  echo "Why a closed loop's batches can stay below max_batch_size: the clients of one batch send their"
-  echo "next requests together when it is answered, so they queue as a group. A group split once (its"
-  echo "stragglers miss the batch) stays split while max_queue_delay_us is shorter than a backend call"
-  echo "(t_1 above): the parts come back a call apart and each goes alone when its delay runs out. A"
-  echo "delay of about one call lets the parts merge again, at the cost of that wait at light load."
+  echo "Why max_in_flight_batches (${MAX_IN_FLIGHT} here): the clients of one batch send their next requests"
+  echo "together when it is answered, so they queue as a group. Without a bound, a group split once"
+  echo "(its stragglers miss the batch) stays split while max_queue_delay_us is shorter than a backend"
+  echo "call (t_1 above): the parts come back a call apart and each goes alone when its delay runs out."
+  echo "With the bound, the queue holds while that many calls run and sends full batches when one ends."
   echo "<!-- batching:end -->"
 } >"${section}"
 

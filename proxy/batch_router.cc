@@ -112,13 +112,15 @@ void SendEmbeds(const BatchTarget& to, const BackendBatching& batching,
   const int inputs = call.request.inputs_size();
   for (EmbedItem& item : items) item.on_sent();
   std::shared_ptr<Backend> backend = to.target.backend;
-  backend->Embed(std::move(call), [to, items = std::move(items),
-                                   inputs](absl::StatusOr<v1::EmbedResponse> result) mutable {
-    to.RecordHealth(result.ok() && result->embeddings_size() != inputs
-                        ? absl::InternalError("wrong number of embeddings")
-                        : result.status());
-    AnswerEmbeds(items, std::move(result), inputs);
-  });
+  // info.in_flight is held until the call ends: its queue's bound on calls running at once.
+  backend->Embed(std::move(call),
+                 [to, items = std::move(items), inputs,
+                  in_flight = info.in_flight](absl::StatusOr<v1::EmbedResponse> result) mutable {
+                   to.RecordHealth(result.ok() && result->embeddings_size() != inputs
+                                       ? absl::InternalError("wrong number of embeddings")
+                                       : result.status());
+                   AnswerEmbeds(items, std::move(result), inputs);
+                 });
 }
 
 // Output weights: each choice's reported output when every answered choice has one, else its text
@@ -192,7 +194,8 @@ void SendCompletions(const BatchTarget& to, const BackendBatching& batching,
   for (CompleteItem& item : items) item.on_sent();
   const size_t prompts = call.prompts.size();
   std::shared_ptr<Backend> backend = to.target.backend;
-  backend->CompleteBatch(std::move(call), [to, items = std::move(items), prompts](
+  backend->CompleteBatch(std::move(call), [to, items = std::move(items), prompts,
+                                           in_flight = info.in_flight](
                                               absl::StatusOr<CompleteBatchResult> result) mutable {
     if (result.ok() && result->choices.size() != prompts) {
       result = absl::InternalError(absl::StrCat("the backend returned ", result->choices.size(),
@@ -297,8 +300,9 @@ class BatchRouterImpl final : public BatchRouter {
   // waits on it and is sent by its timer; it only misses batching with later requests.
   void SweepLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (embed_queues_.size() + complete_queues_.size() < sweep_at_) return;
-    absl::erase_if(embed_queues_, [](const auto& entry) { return entry.second->queued() == 0; });
-    absl::erase_if(complete_queues_, [](const auto& entry) { return entry.second->queued() == 0; });
+    // A queue with calls running keeps its count of them, so it stays too.
+    absl::erase_if(embed_queues_, [](const auto& entry) { return entry.second->idle(); });
+    absl::erase_if(complete_queues_, [](const auto& entry) { return entry.second->idle(); });
     sweep_at_ = std::max<size_t>(64, 2 * (embed_queues_.size() + complete_queues_.size()));
   }
 
@@ -326,6 +330,7 @@ std::shared_ptr<BatchRouter> BatchRouter::Create(const Config& config,
     batching->options.preferred_batch_sizes.assign(backend.batching.preferred_batch_sizes.begin(),
                                                    backend.batching.preferred_batch_sizes.end());
     batching->options.max_queue_delay = backend.batching.max_queue_delay;
+    batching->options.max_in_flight = backend.batching.max_in_flight_batches;
     if (batch_metrics != nullptr) batching->series = batch_metrics->ForBackend(backend.name);
     backends.emplace(backend.name, std::move(batching));
   }

@@ -26,6 +26,19 @@ BatchScheduler& RealBatchScheduler() {
 
 namespace batcher_internal {
 
+// A sent batch's place among its queue's calls in flight, given up when the call's last holder
+// lets go of it: never under the queue's lock (batches are sent unlocked).
+struct InFlight {
+  explicit InFlight(std::weak_ptr<BatchQueue> queue) : queue(std::move(queue)) {}
+  ~InFlight() {
+    if (std::shared_ptr<BatchQueue> self = queue.lock()) self->OnBatchDone();
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+  const std::weak_ptr<BatchQueue> queue;
+};
+
 BatchQueue::BatchQueue(BatcherOptions options, BatchScheduler* scheduler, SendFn send,
                        RejectFn reject)
     : options_(std::move(options)),
@@ -76,6 +89,11 @@ size_t BatchQueue::queued() const {
   return queue_.size();
 }
 
+bool BatchQueue::idle() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.empty() && in_flight_ == 0;
+}
+
 size_t BatchQueue::DecideLocked(absl::Time now, BatchTrigger* trigger) const {
   if (queue_.empty()) return 0;
   size_t fit_items = 0, fit_size = 0, preferred_items = 0;
@@ -107,8 +125,13 @@ size_t BatchQueue::DecideLocked(absl::Time now, BatchTrigger* trigger) const {
 void BatchQueue::TakeReadyLocked(std::vector<Ready>& ready) {
   const absl::Time now = scheduler_->Now();
   BatchTrigger trigger;
-  for (size_t n = DecideLocked(now, &trigger); n > 0; n = DecideLocked(now, &trigger)) {
+  for (size_t n = DecideLocked(now, &trigger); n > 0 && !SaturatedLocked();
+       n = DecideLocked(now, &trigger)) {
     Ready batch;
+    if (options_.max_in_flight > 0) {
+      ++in_flight_;
+      batch.info.in_flight = std::make_shared<InFlight>(weak_from_this());
+    }
     batch.info.trigger = trigger;
     batch.info.sent = now;
     batch.items.reserve(n);
@@ -125,7 +148,8 @@ void BatchQueue::TakeReadyLocked(std::vector<Ready>& ready) {
 }
 
 bool BatchQueue::ArmLocked(absl::Time* when) {
-  if (queue_.empty() || timer_pending_) return false;
+  // While saturated, the next batch's call ending looks at the queue again.
+  if (queue_.empty() || timer_pending_ || SaturatedLocked()) return false;
   timer_pending_ = true;
   *when = queue_.front().enqueued + options_.max_queue_delay;
   return true;
@@ -145,6 +169,19 @@ void BatchQueue::OnTimer() {
     timer_pending_ = false;
     TakeReadyLocked(ready);
     arm = ArmLocked(&arm_at);  // for the next oldest, or again if this one fired early
+  }
+  Deliver(std::move(ready), arm, arm_at);
+}
+
+void BatchQueue::OnBatchDone() {
+  std::vector<Ready> ready;
+  bool arm = false;
+  absl::Time arm_at;
+  {
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
+    TakeReadyLocked(ready);
+    arm = ArmLocked(&arm_at);
   }
   Deliver(std::move(ready), arm, arm_at);
 }

@@ -14,6 +14,14 @@
 //   4. Otherwise a timer is armed for the oldest item's deadline (one timer at a time).
 // With max_queue_delay zero every item is sent as it arrives (rule 3 fires at once).
 //
+// Calls in flight: with max_in_flight > 0, no batch is sent while that many sent batches are still
+// running (each batch's BatchInfo::in_flight is held by its call until the call ends). Items keep
+// queueing meanwhile, and when a call ends the rules above are applied again: the oldest item has
+// usually waited past max_queue_delay by then, so everything queued leaves as full batches. This is
+// Triton's hold-until-an-instance-is-free, and it is what keeps a closed loop's batches whole in
+// front of a server that runs one call at a time: without it, a group of requests split once comes
+// back split, one call apart, and each part goes alone when its delay runs out.
+//
 // Sizes: each item has a size (default 1), the units max_batch_size and the preferred sizes count
 // (prompts, or embedding inputs). Items are sent in arrival order; a batch is a head of the queue.
 //
@@ -67,6 +75,7 @@ struct BatcherOptions {
   size_t max_batch_size = 1;                              // >= 1
   std::vector<size_t> preferred_batch_sizes;              // each in [1, max_batch_size]; any order
   absl::Duration max_queue_delay = absl::ZeroDuration();  // >= 0 and finite
+  size_t max_in_flight = 0;  // batches sent and still running at most; 0 = unbounded
 };
 
 // Why a batch left the queue (the rules above).
@@ -77,9 +86,14 @@ struct BatchInfo {
   BatchTrigger trigger = BatchTrigger::kQueueDelay;
   absl::Time sent;                           // when the batch left the queue
   std::vector<absl::Duration> queue_delays;  // each item's wait, in batch order
+  // With max_in_flight: held by the batch's call until it ends; when the last copy goes, the
+  // batch no longer counts as running and the queue may send again. Null without a bound.
+  std::shared_ptr<void> in_flight;
 };
 
 namespace batcher_internal {
+
+struct InFlight;
 
 // The queue and its send rules, over items the typed DynamicBatcher erases to shared_ptr<void>.
 class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
@@ -97,6 +111,8 @@ class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
   // (or never existed).
   bool Cancel(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
   size_t queued() const ABSL_LOCKS_EXCLUDED(mu_);  // items waiting
+  // Nothing waits and no sent batch is still running.
+  bool idle() const ABSL_LOCKS_EXCLUDED(mu_);
   const BatcherOptions& options() const { return options_; }
 
  protected:
@@ -124,6 +140,12 @@ class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
   // Outside the lock: arms the timer, then sends.
   void Deliver(std::vector<Ready> ready, bool arm, absl::Time arm_at) ABSL_LOCKS_EXCLUDED(mu_);
   void OnTimer() ABSL_LOCKS_EXCLUDED(mu_);
+  friend struct InFlight;
+  // A sent batch's call ended (its BatchInfo::in_flight was released).
+  void OnBatchDone() ABSL_LOCKS_EXCLUDED(mu_);
+  bool SaturatedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return options_.max_in_flight > 0 && in_flight_ >= options_.max_in_flight;
+  }
 
   BatcherOptions options_;
   BatchScheduler* const scheduler_;
@@ -134,6 +156,7 @@ class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
   std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   bool timer_pending_ ABSL_GUARDED_BY(mu_) = false;
+  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // counted only with max_in_flight
 };
 
 }  // namespace batcher_internal

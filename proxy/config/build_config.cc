@@ -637,6 +637,8 @@ absl::StatusOr<BatchingOptions> BuildBatching(const v1::BatchingConfig& global,
   const auto& preferred =
       own_preferred ? own.preferred_batch_sizes() : global.preferred_batch_sizes();
   options.preferred_batch_sizes.assign(preferred.begin(), preferred.end());
+  options.max_in_flight_batches = own.has_max_in_flight_batches() ? own.max_in_flight_batches()
+                                                                  : global.max_in_flight_batches();
   if (!options.enabled) return options;
   // Errors name the field the value came from.
   const std::string here = path.empty() ? "batching" : path + ".batching";

@@ -110,6 +110,7 @@ struct BatchingOptions {
   uint32_t max_batch_size = 0;  // >= 1 when enabled
   absl::Duration max_queue_delay = absl::ZeroDuration();
   std::vector<uint32_t> preferred_batch_sizes;  // each 1 to max_batch_size
+  uint32_t max_in_flight_batches = 0;           // per queue; 0 = unbounded
 
   bool operator==(const BatchingOptions&) const = default;
 };

@@ -52,6 +52,14 @@ class Recorder {
     absl::MutexLock lock(&mu_);
     return rejected_;
   }
+  // The call of the i-th batch sent ends: its hold on the queue's in-flight bound goes.
+  void EndCall(size_t i) {
+    std::shared_ptr<void> in_flight;
+    {
+      absl::MutexLock lock(&mu_);
+      in_flight = std::move(sent_.at(i).info.in_flight);
+    }
+  }
 
  private:
   absl::Mutex mu_;
@@ -197,6 +205,58 @@ TEST_F(DynamicBatcherTest, ATimerThatFiresEarlyIsArmedAgainForTheNewOldestItem) 
   EXPECT_THAT(clock_.armed(), ElementsAre(start + kDelay, start + absl::Milliseconds(3)));
   clock_.Advance(absl::Milliseconds(1));
   EXPECT_THAT(recorder_.batches(), ElementsAre(ElementsAre(1, 2), ElementsAre(3)));
+}
+
+TEST_F(DynamicBatcherTest, AtMaxInFlightTheQueueHoldsItsBatchesUntilACallEnds) {
+  auto batcher =
+      recorder_.Make({.max_batch_size = 4, .max_queue_delay = kDelay, .max_in_flight = 1}, &clock_);
+  for (int i = 1; i <= 4; ++i) batcher->Enqueue(i);
+  ASSERT_THAT(recorder_.batches(), ElementsAre(ElementsAre(1, 2, 3, 4)));
+  EXPECT_NE(recorder_.sent()[0].info.in_flight, nullptr);
+
+  // The one call allowed runs: neither the delay nor a full batch sends, and no timer is armed
+  // (the call's end looks at the queue).
+  batcher->Enqueue(5);
+  clock_.Advance(2 * kDelay);
+  for (int i = 6; i <= 9; ++i) batcher->Enqueue(i);
+  EXPECT_EQ(recorder_.sent().size(), 1u);
+  EXPECT_EQ(batcher->queued(), 5u);
+  EXPECT_EQ(clock_.pending(), 0u);
+  EXPECT_FALSE(batcher->idle());
+
+  // Its end sends a full batch of what waited; 9 waits for the next end.
+  recorder_.EndCall(0);
+  ASSERT_THAT(recorder_.batches(), ElementsAre(ElementsAre(1, 2, 3, 4), ElementsAre(5, 6, 7, 8)));
+  EXPECT_EQ(recorder_.sent()[1].info.trigger, BatchTrigger::kMaxSize);
+  EXPECT_EQ(recorder_.sent()[1].info.queue_delays[0], 2 * kDelay);
+  recorder_.EndCall(1);
+  // 9 has not waited its delay yet: now that a call may start, a timer is armed for it.
+  EXPECT_EQ(recorder_.sent().size(), 2u);
+  EXPECT_EQ(clock_.pending(), 1u);
+  clock_.Advance(kDelay);
+  ASSERT_THAT(recorder_.batches(),
+              ElementsAre(ElementsAre(1, 2, 3, 4), ElementsAre(5, 6, 7, 8), ElementsAre(9)));
+  recorder_.EndCall(2);
+  EXPECT_TRUE(batcher->idle());
+}
+
+TEST_F(DynamicBatcherTest, WithoutABoundOnCallsInFlightBatchesHoldNothing) {
+  auto batcher = Make(2, {});
+  batcher->Enqueue(1);
+  batcher->Enqueue(2);
+  batcher->Enqueue(3);
+  batcher->Enqueue(4);
+  EXPECT_THAT(recorder_.batches(), ElementsAre(ElementsAre(1, 2), ElementsAre(3, 4)));
+  EXPECT_EQ(recorder_.sent()[0].info.in_flight, nullptr);
+  EXPECT_TRUE(batcher->idle());
+}
+
+TEST_F(DynamicBatcherTest, ACallMayEndAfterItsBatcherIsGone) {
+  auto batcher = recorder_.Make({.max_batch_size = 1, .max_in_flight = 1}, &clock_);
+  batcher->Enqueue(1);
+  batcher.reset();
+  recorder_.EndCall(0);  // its hold outlives the queue harmlessly
+  EXPECT_EQ(recorder_.sent().size(), 1u);
 }
 
 TEST_F(DynamicBatcherTest, WithoutADelayEachItemIsSentAsItArrives) {

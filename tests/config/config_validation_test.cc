@@ -311,12 +311,12 @@ TEST(ConfigValidation, EnabledBatchingNeedsABatchSize) {
 TEST(ConfigValidation, ABackendsBatchingOverridesTheTopLevelFieldByField) {
   const std::shared_ptr<const Config> config = ParseValid(R"(
 batching: {enabled: true, max_batch_size: 16, max_queue_delay_us: 2000,
-           preferred_batch_sizes: [4, 8]}
+           preferred_batch_sizes: [4, 8], max_in_flight_batches: 2}
 backends:
   - {name: a, kind: sim}
   - {name: b, kind: sim, batching: {enabled: false}}
   - {name: c, kind: sim, batching: {max_batch_size: 32, max_queue_delay_us: 0,
-                                    preferred_batch_sizes: [32]}}
+                                    preferred_batch_sizes: [32], max_in_flight_batches: 0}}
 models: [{name: m, backend: a}, {name: n}]
 )");
   ASSERT_NE(config, nullptr);
@@ -325,11 +325,13 @@ models: [{name: m, backend: a}, {name: n}]
   EXPECT_EQ(a.max_batch_size, 16u);
   EXPECT_EQ(a.max_queue_delay, absl::Microseconds(2000));
   EXPECT_EQ(a.preferred_batch_sizes, (std::vector<uint32_t>{4, 8}));
+  EXPECT_EQ(a.max_in_flight_batches, 2u);
   EXPECT_FALSE(config->FindBackend("b")->batching.enabled);
   const BatchingOptions& c = config->FindBackend("c")->batching;
   EXPECT_EQ(c.max_batch_size, 32u);
   EXPECT_EQ(c.max_queue_delay, absl::ZeroDuration()) << "a written 0 overrides";
   EXPECT_EQ(c.preferred_batch_sizes, (std::vector<uint32_t>{32}));
+  EXPECT_EQ(c.max_in_flight_batches, 0u) << "a written 0 (no bound) overrides";
   EXPECT_EQ(config->FindBackend("sim")->batching, a) << "the embedded simulator: the top level";
 }
 

@@ -248,6 +248,29 @@ TEST_F(BatchingTest, WithoutReportedUsageEachBatchedRequestIsCountedOnItsOwn) {
   EXPECT_EQ(sinks[1].final.usage().output_tokens(), tokenizer_->Count("You are a bold one."));
 }
 
+TEST_F(BatchingTest, AtMaxInFlightBatchesTheNextBatchWaitsForTheRunningCallToEnd) {
+  backend_->batches_completions = true;
+  Batching("max_batch_size: 2, max_in_flight_batches: 1");
+  RecordingSink sinks[4];
+  Prompt("one", &sinks[0]);
+  Prompt("two", &sinks[1]);
+  ASSERT_EQ(backend_->batch_calls().size(), 1u);
+  Prompt("three", &sinks[2]);
+  Prompt("four", &sinks[3]);  // a full batch, held while the first call runs
+  EXPECT_EQ(backend_->batch_calls().size(), 1u);
+
+  CompleteBatchResult result;
+  result.choices = {Choice("1"), Choice("2")};
+  backend_->AnswerBatch(result);  // the call's end releases its place: the held batch goes
+  ASSERT_EQ(backend_->batch_calls().size(), 2u);
+  EXPECT_THAT(backend_->batch_calls()[1].prompts, ElementsAre("three", "four"));
+  EXPECT_EQ(sinks[0].finishes, 1);
+  EXPECT_EQ(sinks[2].finishes, 0);
+  backend_->AnswerBatch(result);
+  for (RecordingSink& sink : sinks) EXPECT_TRUE(sink.status.ok()) << sink.status;
+  EXPECT_EQ(RequestsWithStatus("ok"), 4);
+}
+
 TEST_F(BatchingTest, AMissingChoiceFailsOnlyItsRequestWhichPaysItsInputShare) {
   backend_->batches_completions = true;
   Batching("max_batch_size: 2");
