@@ -50,8 +50,8 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "accounting/kv/kv_tracker.h"
-#include "accounting/kv/scheduler.h"
 #include "prometheus/gauge.h"
+#include "proxy/common/scheduler.h"
 
 namespace tollgate {
 

@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "proxy/pipeline.h"
-#include "tests/batcher/fake_scheduler.h"
+#include "tests/common/fake_scheduler.h"
 
 namespace tollgate::pipeline_test {
 

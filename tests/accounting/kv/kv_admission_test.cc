@@ -13,12 +13,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
-#include "tests/accounting/kv/fake_scheduler.h"
+#include "tests/common/fake_scheduler.h"
 
 namespace tollgate {
 namespace {
 
 using ::testing::AllOf;
+using testing::FakeScheduler;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kBlock = 16'000;  // 16 tokens × 1000 bytes
