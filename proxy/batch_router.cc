@@ -224,7 +224,7 @@ class QueuedCall final : public BackendCall {
 class BatchRouterImpl final : public BatchRouter {
  public:
   BatchRouterImpl(absl::flat_hash_map<std::string, std::shared_ptr<const BackendBatching>> backends,
-                  std::shared_ptr<const MetricsTable> metrics, BatchScheduler* scheduler)
+                  std::shared_ptr<const MetricsTable> metrics, Scheduler* scheduler)
       : backends_(std::move(backends)), metrics_(std::move(metrics)), scheduler_(scheduler) {}
 
   bool BatchesEmbeddings(const Target& target) const override {
@@ -308,7 +308,7 @@ class BatchRouterImpl final : public BatchRouter {
 
   const absl::flat_hash_map<std::string, std::shared_ptr<const BackendBatching>> backends_;
   const std::shared_ptr<const MetricsTable> metrics_;
-  BatchScheduler* const scheduler_;
+  Scheduler* const scheduler_;
 
   mutable absl::Mutex mu_;
   Queues<EmbedItem> embed_queues_ ABSL_GUARDED_BY(mu_);
@@ -321,7 +321,7 @@ class BatchRouterImpl final : public BatchRouter {
 std::shared_ptr<BatchRouter> BatchRouter::Create(const Config& config,
                                                  std::shared_ptr<const MetricsTable> metrics,
                                                  BatchMetrics* batch_metrics,
-                                                 BatchScheduler* scheduler) {
+                                                 Scheduler* scheduler) {
   absl::flat_hash_map<std::string, std::shared_ptr<const BackendBatching>> backends;
   for (const BackendConfig& backend : config.backends) {
     if (!backend.batching.enabled) continue;

@@ -68,7 +68,7 @@ class BatchRouter {
   static std::shared_ptr<BatchRouter> Create(const Config& config,
                                              std::shared_ptr<const MetricsTable> metrics,
                                              BatchMetrics* batch_metrics,
-                                             BatchScheduler* scheduler = &RealBatchScheduler());
+                                             Scheduler* scheduler = &RealScheduler());
 
   virtual bool BatchesEmbeddings(const Target& target) const = 0;
   virtual bool BatchesCompletions(const Target& target) const = 0;

@@ -8,20 +8,10 @@
 #include "absl/synchronization/notification.h"
 #include "accounting/kv/backend_kv_scraper.h"
 #include "proxy/common/log.h"
-#include "proxy/common/timer_queue.h"
 #include "proxy/http/client/http_client.h"
 
 namespace tollgate {
 namespace {
-
-// accounting/kv/scheduler.h's clock and timer over the proxy's timer thread.
-class TimerQueueScheduler final : public Scheduler {
- public:
-  absl::Time Now() override { return absl::Now(); }
-  void RunAt(absl::Time when, std::function<void()> callback) override {
-    TimerQueue::Default().RunAfter(when - absl::Now(), std::move(callback));
-  }
-};
 
 // A /metrics body read whole; the poller's thread waits for it (BackendKvPoller's contract).
 class MetricsBody final : public http::ResponseHandler {
@@ -93,8 +83,8 @@ const KvCacheModel* KvBackendState::Model(const std::string& model) const {
   return it == models.end() ? nullptr : &it->second;
 }
 
-KvAccounting::KvAccounting(prometheus::Registry& registry)
-    : metrics_(registry), scheduler_(std::make_unique<TimerQueueScheduler>()) {}
+KvAccounting::KvAccounting(prometheus::Registry& registry, Scheduler& scheduler)
+    : metrics_(registry), scheduler_(scheduler) {}
 
 KvAccounting::~KvAccounting() {
   pollers_.clear();  // before the series they set
@@ -144,7 +134,7 @@ absl::StatusOr<KvStates> KvAccounting::StatesFor(const Config& config) {
                                    .max_queue_wait = kv.admission.max_queue_wait,
                                    .queue_depth = series.admission_queue_depth};
       state->admission =
-          std::make_unique<KvAdmission>(*state->tracker, *scheduler_, std::move(admission));
+          std::make_unique<KvAdmission>(*state->tracker, scheduler_, std::move(admission));
     }
     states[backend.name] = std::move(state);
   }

@@ -36,8 +36,8 @@
 #include "accounting/kv/kv_metrics.h"
 #include "accounting/kv/kv_model.h"
 #include "accounting/kv/kv_tracker.h"
-#include "accounting/kv/scheduler.h"
 #include "prometheus/registry.h"
+#include "proxy/common/scheduler.h"
 #include "proxy/config/config.h"
 
 namespace tollgate {
@@ -59,7 +59,8 @@ using KvStates = absl::flat_hash_map<std::string, std::shared_ptr<const KvBacken
 
 class KvAccounting {
  public:
-  explicit KvAccounting(prometheus::Registry& registry);
+  // `scheduler` times out admission waits; a fake in tests. REQUIRES: it outlives the states.
+  explicit KvAccounting(prometheus::Registry& registry, Scheduler& scheduler = RealScheduler());
   ~KvAccounting();
 
   // The states for `config`: kept where nothing changed, else new. In force after Commit.
@@ -71,7 +72,7 @@ class KvAccounting {
  private:
   struct Poller;
   KvMetrics metrics_;
-  std::unique_ptr<Scheduler> scheduler_;  // TimerQueue::Default(), for admission timeouts
+  Scheduler& scheduler_;
   KvStates running_;
   KvStates pending_;
   std::vector<std::pair<std::string, KvConfig>> pending_polls_;  // backend, kv; with metrics_url

@@ -6,11 +6,14 @@
 #include <random>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "accounting/kv/kv_admission.h"
 #include "accounting/pricing.h"
 #include "accounting/tokenizer/stream_counter.h"
 #include "proxy/cached_generate.h"
@@ -206,8 +209,45 @@ class AttemptPlan {
   absl::Status last_failure_;
 };
 
+// An attempt's place in a backend's KV admission queue, held as the attempt's call so that the
+// client's cancel reaches it: Cancel withdraws the waiter, whose `done` then ends the request. It
+// is installed before Admit, whose ticket may come after the cancel; either order withdraws it.
+class KvWait final : public BackendCall {
+ public:
+  explicit KvWait(KvAdmission* admission) : admission_(admission) {}
+
+  void SetTicket(KvAdmission::Ticket ticket) ABSL_LOCKS_EXCLUDED(mu_) {
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      ticket_ = ticket;
+      cancelled = cancelled_;
+    }
+    if (cancelled) admission_->Withdraw(ticket);
+  }
+
+  // Ends the wait with CANCELLED through the admission's `done`; nothing once it was decided.
+  void Cancel() override ABSL_LOCKS_EXCLUDED(mu_) {
+    KvAdmission::Ticket ticket;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      ticket = ticket_;
+    }
+    admission_->Withdraw(ticket);
+  }
+
+ private:
+  KvAdmission* const admission_;  // kept alive by the run's snapshot
+  absl::Mutex mu_;
+  KvAdmission::Ticket ticket_ ABSL_GUARDED_BY(mu_) = KvAdmission::kNoTicket;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 // One generation in flight. Backend events for it arrive serialised (GenerateObserver contract);
-// only Cancel() can race with them, and it touches nothing but `call_`, which is thread-safe.
+// only Cancel() can race with them, and it touches nothing but `call_`, which is thread-safe. An
+// attempt cancelled while queued (for a batch or KV room) ends on the canceller's thread, which is
+// then the only event: nothing was sent to the backend.
 class GenerateRun final : public GenerateObserver,
                           public RequestHandle,
                           public std::enable_shared_from_this<GenerateRun> {
@@ -307,8 +347,9 @@ class GenerateRun final : public GenerateObserver,
   // Calls `target`, first waiting for KV-cache room when it admits by KV (backends[].kv.admission):
   // the attempt's projected footprint (prompt + max_tokens) is held from admission until the call
   // begins. A refusal ends the request RESOURCE_EXHAUSTED. An admitted attempt is not batched, so
-  // its hold passes straight to its KV span. A client's cancel while waiting takes effect once the
-  // wait ends (KvAdmission cannot withdraw a waiter).
+  // its hold passes straight to its KV span. A client's cancel while waiting withdraws the attempt
+  // from the queue at once (it would otherwise hold back the requests behind it until admitted or
+  // timed out) and ends the request CANCELLED, charged nothing for an attempt never sent.
   void AdmitAndCall(const Target& target) {
     auto state = a_.snapshot->kv.find(target.config->name);
     KvAdmission* admission =
@@ -323,19 +364,25 @@ class GenerateRun final : public GenerateObserver,
                                     ? request_.params().max_tokens()
                                     : a_.snapshot->config->default_max_tokens;
     const uint64_t projected = cache_model->ProjectedBytes(prompt_.tokens, max_tokens);
-    admission->Admit(projected, a_.deadline,
-                     [self = shared_from_this(), target = &target, admission,
-                      projected](const absl::Status& admitted) {
-                       if (!admitted.ok()) {
-                         self->Finish(admitted);
-                       } else if (self->call_.cancelled()) {
-                         admission->Release(projected);
-                         self->Finish(absl::CancelledError("cancelled by the client"));
-                       } else {
-                         self->kv_admitted_bytes_ = projected;
-                         self->Call(*target, /*may_batch=*/false);
-                       }
-                     });
+    sent_ = false;
+    // Installed before Admit: once admitted, Call replaces it with the backend call.
+    auto wait = std::make_shared<KvWait>(admission);
+    call_.Set(wait);
+    const KvAdmission::Ticket ticket =
+        admission->Admit(projected, a_.deadline,
+                         [self = shared_from_this(), target = &target, admission,
+                          projected](const absl::Status& admitted) {
+                           if (self->call_.cancelled()) {
+                             if (admitted.ok()) admission->Release(projected);
+                             self->Finish(absl::CancelledError("cancelled by the client"));
+                           } else if (!admitted.ok()) {
+                             self->Finish(admitted);
+                           } else {
+                             self->kv_admitted_bytes_ = projected;
+                             self->Call(*target, /*may_batch=*/false);
+                           }
+                         });
+    wait->SetTicket(ticket);
   }
 
   // Calls `target`: through its batch queue when the request may share a call (a unary prompt

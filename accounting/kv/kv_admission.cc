@@ -22,9 +22,10 @@ class KvAdmission::Queue final : public KvSpaceListener,
   Queue(KvTracker& tracker, Scheduler& scheduler, KvAdmissionOptions options)
       : tracker_(tracker), scheduler_(scheduler), options_(std::move(options)) {}
 
-  void Admit(uint64_t bytes, absl::Time deadline, AdmitDone done) ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t Admit(uint64_t bytes, absl::Time deadline, AdmitDone done) ABSL_LOCKS_EXCLUDED(mu_);
   void OnSpaceFreed() override ABSL_LOCKS_EXCLUDED(mu_);
   void Expire(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Withdraw(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
   void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t depth() const ABSL_LOCKS_EXCLUDED(mu_) {
@@ -46,6 +47,10 @@ class KvAdmission::Queue final : public KvSpaceListener,
   };
   using Outcomes = std::vector<std::pair<AdmitDone, absl::Status>>;
 
+  // Ends waiter `id` with why(waiter), then admits from the head, which may have been what held
+  // the others back. False when `id` is not waiting (any more).
+  template <typename Why>
+  bool Remove(uint64_t id, Why why) ABSL_LOCKS_EXCLUDED(mu_);
   // Admits waiters from the head while they fit.
   void AdmitFromHeadLocked(Outcomes& outcomes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool FitsLocked(uint64_t bytes, uint64_t limit) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -62,17 +67,19 @@ class KvAdmission::Queue final : public KvSpaceListener,
 
   mutable absl::Mutex mu_;
   std::map<uint64_t, Waiter> waiting_ ABSL_GUARDED_BY(mu_);  // by id: arrival order
-  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = KvAdmission::kNoTicket + 1;
 };
 
-void KvAdmission::Queue::Admit(uint64_t bytes, absl::Time deadline, AdmitDone done) {
+uint64_t KvAdmission::Queue::Admit(uint64_t bytes, absl::Time deadline, AdmitDone done) {
   const uint64_t limit = LimitBytes();
-  if (bytes > limit) return done(Oversize(bytes, limit));
+  if (bytes > limit) {
+    done(Oversize(bytes, limit));
+    return KvAdmission::kNoTicket;
+  }
   const absl::Time now = scheduler_.Now();
   const absl::Time wait_until = std::min(deadline, now + options_.max_queue_wait);
   absl::Status refusal;
-  bool queued = false;
-  uint64_t id = 0;
+  uint64_t id = KvAdmission::kNoTicket;
   {
     absl::MutexLock lock(&mu_);
     if (waiting_.empty() && FitsLocked(bytes, limit)) {
@@ -89,16 +96,16 @@ void KvAdmission::Queue::Admit(uint64_t bytes, absl::Time deadline, AdmitDone do
       id = next_id_++;
       waiting_.emplace(id, Waiter{bytes, now, std::move(done)});
       SetDepthLocked();
-      queued = true;
     }
   }
-  if (queued) {
+  if (id != KvAdmission::kNoTicket) {
     scheduler_.RunAt(wait_until, [weak = weak_from_this(), id] {
       if (std::shared_ptr<Queue> queue = weak.lock()) queue->Expire(id);
     });
-    return;
+    return id;
   }
   done(std::move(refusal));
+  return KvAdmission::kNoTicket;
 }
 
 void KvAdmission::Queue::OnSpaceFreed() {
@@ -113,20 +120,33 @@ void KvAdmission::Queue::OnSpaceFreed() {
 
 void KvAdmission::Queue::Expire(uint64_t id) {
   const absl::Time now = scheduler_.Now();
+  Remove(id, [&](const Waiter& waiter) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "backend \"", options_.backend, "\": no KV-cache room after waiting ",
+        absl::FormatDuration(now - waiter.since), "; ", Shortage(waiter.bytes, LimitBytes())));
+  });
+}
+
+bool KvAdmission::Queue::Withdraw(uint64_t id) {
+  return Remove(id, [&](const Waiter& /*waiter*/) {
+    return absl::CancelledError(absl::StrCat("backend \"", options_.backend,
+                                             "\": withdrawn while waiting for KV-cache room"));
+  });
+}
+
+template <typename Why>
+bool KvAdmission::Queue::Remove(uint64_t id, Why why) {
   Outcomes outcomes;
   {
     absl::MutexLock lock(&mu_);
     const auto it = waiting_.find(id);
-    if (it == waiting_.end()) return;
-    outcomes.emplace_back(std::move(it->second.done),
-                          absl::ResourceExhaustedError(absl::StrCat(
-                              "backend \"", options_.backend, "\": no KV-cache room after waiting ",
-                              absl::FormatDuration(now - it->second.since), "; ",
-                              Shortage(it->second.bytes, LimitBytes()))));
+    if (it == waiting_.end()) return false;
+    outcomes.emplace_back(std::move(it->second.done), why(it->second));
     waiting_.erase(it);
-    AdmitFromHeadLocked(outcomes);  // the head may have been what held the others back
+    AdmitFromHeadLocked(outcomes);
   }
   Run(outcomes);
+  return true;
 }
 
 void KvAdmission::Queue::Close() {
@@ -213,9 +233,12 @@ KvAdmission::~KvAdmission() {
   queue_->Close();
 }
 
-void KvAdmission::Admit(uint64_t projected_bytes, absl::Time deadline, AdmitDone done) {
-  queue_->Admit(projected_bytes, deadline, std::move(done));
+KvAdmission::Ticket KvAdmission::Admit(uint64_t projected_bytes, absl::Time deadline,
+                                       AdmitDone done) {
+  return queue_->Admit(projected_bytes, deadline, std::move(done));
 }
+
+bool KvAdmission::Withdraw(Ticket ticket) { return queue_->Withdraw(ticket); }
 
 void KvAdmission::Release(uint64_t projected_bytes) { tracker_.ReleaseHold(projected_bytes); }
 

@@ -3,27 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/time/clock.h"
-#include "proxy/common/timer_queue.h"
-
 namespace tollgate {
-namespace {
-
-class RealScheduler final : public BatchScheduler {
- public:
-  absl::Time Now() override { return absl::Now(); }
-  void RunAt(absl::Time when, std::function<void()> callback) override {
-    TimerQueue::Default().RunAfter(when - absl::Now(), std::move(callback));
-  }
-};
-
-}  // namespace
-
-BatchScheduler& RealBatchScheduler() {
-  static auto* scheduler = new RealScheduler;
-  return *scheduler;
-}
-
 namespace batcher_internal {
 
 // A sent batch's place among its queue's calls in flight, given up when the call's last holder
@@ -39,8 +19,7 @@ struct InFlight {
   const std::weak_ptr<BatchQueue> queue;
 };
 
-BatchQueue::BatchQueue(BatcherOptions options, BatchScheduler* scheduler, SendFn send,
-                       RejectFn reject)
+BatchQueue::BatchQueue(BatcherOptions options, Scheduler* scheduler, SendFn send, RejectFn reject)
     : options_(std::move(options)),
       scheduler_(scheduler),
       send_(std::move(send)),

@@ -32,7 +32,7 @@
 //   auto batcher = DynamicBatcher<Job>::Create(
 //       {.max_batch_size = 8, .preferred_batch_sizes = {4, 8},
 //        .max_queue_delay = absl::Milliseconds(2)},
-//       &RealBatchScheduler(),
+//       &RealScheduler(),
 //       [](std::vector<Job> jobs, const BatchInfo& info) { StartCall(std::move(jobs)); },
 //       [](Job job, const absl::Status& status) { job.Fail(status); });
 //   DynamicBatcher<Job>::Ticket t = batcher->Enqueue(std::move(job), /*size=*/1);
@@ -56,20 +56,9 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "proxy/common/scheduler.h"
 
 namespace tollgate {
-
-// The clock and timers of a DynamicBatcher; a fake in tests.
-class BatchScheduler {
- public:
-  virtual ~BatchScheduler() = default;
-  virtual absl::Time Now() = 0;
-  // Runs `callback` once, at `when` or later, never on the caller's stack.
-  virtual void RunAt(absl::Time when, std::function<void()> callback) = 0;
-};
-
-// absl::Now() and the process-wide TimerQueue (proxy/common/timer_queue.h). Never destroyed.
-BatchScheduler& RealBatchScheduler();
 
 struct BatcherOptions {
   size_t max_batch_size = 1;                              // >= 1
@@ -116,7 +105,7 @@ class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
   const BatcherOptions& options() const { return options_; }
 
  protected:
-  BatchQueue(BatcherOptions options, BatchScheduler* scheduler, SendFn send, RejectFn reject);
+  BatchQueue(BatcherOptions options, Scheduler* scheduler, SendFn send, RejectFn reject);
 
  private:
   struct Entry {
@@ -148,7 +137,7 @@ class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
   }
 
   BatcherOptions options_;
-  BatchScheduler* const scheduler_;
+  Scheduler* const scheduler_;
   const SendFn send_;
   const RejectFn reject_;
 
@@ -169,7 +158,7 @@ class DynamicBatcher final : public batcher_internal::BatchQueue {
   using Ticket = uint64_t;
 
   // REQUIRES: options as documented; `scheduler` outlives the batcher.
-  static std::shared_ptr<DynamicBatcher> Create(BatcherOptions options, BatchScheduler* scheduler,
+  static std::shared_ptr<DynamicBatcher> Create(BatcherOptions options, Scheduler* scheduler,
                                                 SendFn send, RejectFn reject) {
     return std::shared_ptr<DynamicBatcher>(
         new DynamicBatcher(std::move(options), scheduler, std::move(send), std::move(reject)));
@@ -185,7 +174,7 @@ class DynamicBatcher final : public batcher_internal::BatchQueue {
  private:
   static Item Take(const Erased& item) { return std::move(*std::static_pointer_cast<Item>(item)); }
 
-  DynamicBatcher(BatcherOptions options, BatchScheduler* scheduler, SendFn send, RejectFn reject)
+  DynamicBatcher(BatcherOptions options, Scheduler* scheduler, SendFn send, RejectFn reject)
       : BatchQueue(
             std::move(options), scheduler,
             [send = std::move(send)](const std::vector<Erased>& erased, const BatchInfo& info) {

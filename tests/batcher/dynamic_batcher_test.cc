@@ -9,7 +9,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/batcher/fake_scheduler.h"
+#include "tests/common/fake_scheduler.h"
 
 namespace tollgate {
 namespace {
@@ -26,7 +26,7 @@ class Recorder {
     BatchInfo info;
   };
 
-  std::shared_ptr<DynamicBatcher<int>> Make(BatcherOptions options, BatchScheduler* scheduler) {
+  std::shared_ptr<DynamicBatcher<int>> Make(BatcherOptions options, Scheduler* scheduler) {
     return DynamicBatcher<int>::Create(
         std::move(options), scheduler,
         [this](std::vector<int> items, const BatchInfo& info) {
@@ -371,7 +371,7 @@ TEST(DynamicBatcherRealScheduler, SendsALoneItemAfterTheDelay) {
   std::atomic<int64_t> delay_us{-1};
   auto batcher = DynamicBatcher<std::string>::Create(
       {.max_batch_size = 4, .preferred_batch_sizes = {}, .max_queue_delay = absl::Milliseconds(1)},
-      &RealBatchScheduler(),
+      &RealScheduler(),
       [&](const std::vector<std::string>& items, const BatchInfo& info) {
         EXPECT_THAT(items, ElementsAre("x"));
         delay_us = absl::ToInt64Microseconds(info.queue_delays[0]);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -15,7 +16,7 @@
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "proxy/pipeline.h"
-#include "tests/batcher/fake_scheduler.h"
+#include "tests/common/fake_scheduler.h"
 
 namespace tollgate::pipeline_test {
 
@@ -34,6 +35,7 @@ class FakeBackend final : public Backend {
                                         std::shared_ptr<GenerateObserver> observer) override {
     absl::MutexLock lock(&mu_);
     last_call = std::move(call);
+    observers_.push_back(observer);
     observer_ = std::move(observer);
     call_ = std::make_shared<Call>();
     ++calls_;
@@ -85,6 +87,11 @@ class FakeBackend final : public Backend {
     absl::MutexLock lock(&mu_);
     return calls_;
   }
+  // The observer of the `n`th call (from 0), to answer a call that is no longer the last.
+  std::shared_ptr<GenerateObserver> ObserverOf(int n) {
+    absl::MutexLock lock(&mu_);
+    return observers_.at(n);
+  }
 
   void Send(const std::string& text) {
     v1::GenerateResponse m;
@@ -128,6 +135,7 @@ class FakeBackend final : public Backend {
   const std::string name_;
   absl::Mutex mu_;
   std::shared_ptr<GenerateObserver> observer_;
+  std::vector<std::shared_ptr<GenerateObserver>> observers_;  // of every call, in order
   int calls_ = 0;
   std::vector<CompleteBatchCall> batch_calls_;
   CompleteBatchCallback batch_done_;

@@ -13,12 +13,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
-#include "tests/accounting/kv/fake_scheduler.h"
+#include "tests/common/fake_scheduler.h"
 
 namespace tollgate {
 namespace {
 
 using ::testing::AllOf;
+using testing::FakeScheduler;
 using ::testing::HasSubstr;
 
 constexpr uint64_t kBlock = 16'000;  // 16 tokens × 1000 bytes
@@ -196,6 +197,57 @@ TEST_F(KvAdmissionTest, AFullQueueRefusesAtOnce) {
   EXPECT_EQ(admission_->queue_depth(), 3u);
 }
 
+TEST_F(KvAdmissionTest, AWithdrawnHeadIsCancelledAtOnceAndLetsTheOnesBehindItIn) {
+  Outcome a, big, small;
+  admission_->Admit(8 * kBlock, Later(), a.Done());
+  const KvAdmission::Ticket big_ticket = admission_->Admit(9 * kBlock, Later(), big.Done());
+  admission_->Admit(1 * kBlock, Later(), small.Done());  // fits, but waits behind `big`
+  ASSERT_NE(big_ticket, KvAdmission::kNoTicket);
+  ASSERT_TRUE(small.pending());
+
+  EXPECT_TRUE(admission_->Withdraw(big_ticket));
+  ASSERT_FALSE(big.pending());
+  EXPECT_EQ(big.status->code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(big.status->message(), HasSubstr("backend \"gpu-a\""));
+  EXPECT_EQ(big.thread, std::this_thread::get_id());
+  EXPECT_TRUE(small.admitted());
+  EXPECT_EQ(admission_->queue_depth(), 0u);
+  EXPECT_EQ(tracker_.held_bytes(), 9 * kBlock);
+
+  EXPECT_FALSE(admission_->Withdraw(big_ticket)) << "a second withdrawal finds nothing";
+  scheduler_.Advance(kQueueWait);  // nor does big's timer (Outcome fails on a second `done`)
+}
+
+TEST_F(KvAdmissionTest, WithdrawingAnAdmittedRequestDoesNothing) {
+  Outcome a, b;
+  EXPECT_EQ(admission_->Admit(8 * kBlock, Later(), a.Done()), KvAdmission::kNoTicket);
+  const KvAdmission::Ticket b_ticket = admission_->Admit(3 * kBlock, Later(), b.Done());
+  admission_->Release(8 * kBlock);
+  ASSERT_TRUE(b.admitted());
+
+  EXPECT_FALSE(admission_->Withdraw(KvAdmission::kNoTicket));
+  EXPECT_FALSE(admission_->Withdraw(b_ticket));
+  EXPECT_TRUE(b.admitted()) << "done ran once, with OK";
+  EXPECT_EQ(tracker_.held_bytes(), 3 * kBlock) << "the hold stays the caller's";
+}
+
+TEST_F(KvAdmissionTest, WithdrawingAnUnknownOrTimedOutTicketDoesNothing) {
+  Outcome a, b, c;
+  admission_->Admit(8 * kBlock, Later(), a.Done());
+  const KvAdmission::Ticket b_ticket = admission_->Admit(3 * kBlock, Later(), b.Done());
+  scheduler_.Advance(kQueueWait);
+  ASSERT_EQ(b.status->code(), absl::StatusCode::kResourceExhausted);
+  const KvAdmission::Ticket c_ticket = admission_->Admit(3 * kBlock, Later(), c.Done());
+
+  EXPECT_FALSE(admission_->Withdraw(b_ticket));
+  EXPECT_FALSE(admission_->Withdraw(c_ticket + 1000));
+  EXPECT_EQ(b.status->code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(c.pending());
+  EXPECT_EQ(admission_->queue_depth(), 1u);
+  admission_->Release(8 * kBlock);  // c must not outlive the test (as a waiter)
+  EXPECT_TRUE(c.admitted());
+}
+
 TEST_F(KvAdmissionTest, AProjectionLargerThanTheWholeLimitIsRefusedAtOnce) {
   Outcome oversize;
   admission_->Admit(10 * kBlock + 1, Later(), oversize.Done());  // even with nothing in flight
@@ -259,13 +311,17 @@ TEST_F(KvAdmissionTest, ExportsTheQueueDepth) {
   KvTracker tracker(10 * kBlock, {.series = series});
   KvAdmission admission(tracker, scheduler_,
                         {.backend = "gpu-c", .queue_depth = series.admission_queue_depth});
-  Outcome a, b, c;
+  Outcome a, b, c, d;
   admission.Admit(10 * kBlock, Later(), a.Done());
   admission.Admit(kBlock, Later(), b.Done());
-  admission.Admit(kBlock, Later(), c.Done());
+  const KvAdmission::Ticket c_ticket = admission.Admit(kBlock, Later(), c.Done());
+  admission.Admit(kBlock, Later(), d.Done());
+  EXPECT_EQ(series.admission_queue_depth->Value(), 3);
+  admission.Withdraw(c_ticket);  // b and d stay: a still holds everything
   EXPECT_EQ(series.admission_queue_depth->Value(), 2);
   admission.Release(10 * kBlock);
   EXPECT_EQ(series.admission_queue_depth->Value(), 0);
+  EXPECT_TRUE(b.admitted() && d.admitted());
 }
 
 TEST(KvAdmissionOptions, AreValidatedNamingTheField) {
@@ -333,6 +389,38 @@ TEST(KvAdmissionConcurrency, AdmittedRequestsNeverExceedTheLimitAndAllComplete) 
   EXPECT_EQ(tracker.held_bytes(), 0u);
   EXPECT_EQ(tracker.live_bytes(), 0u);
   EXPECT_EQ(admission.queue_depth(), 0u);
+}
+
+// A withdrawal races the End that admits the waiter: `done` runs once, and Withdraw says truly
+// whether it was the one that ran it.
+TEST(KvAdmissionConcurrency, AWithdrawalRacingAnAdmissionEndsTheWaiterOnce) {
+  FakeScheduler scheduler;
+  KvTracker tracker(10 * kBlock);
+  KvAdmission admission(tracker, scheduler, {.backend = "gpu-a"});
+  int cancelled = 0;
+  for (int i = 0; i < 200; ++i) {
+    admission.Admit(10 * kBlock, scheduler.Now() + absl::Hours(1), [](absl::Status) {});
+    KvRequest first = tracker.Begin(16, kBytesPerToken, 10 * kBlock);
+    std::atomic<int> runs{0};
+    absl::Status status;
+    const KvAdmission::Ticket ticket =
+        admission.Admit(kBlock, scheduler.Now() + absl::Hours(1), [&](absl::Status s) {
+          status = std::move(s);
+          runs.fetch_add(1);
+        });
+    bool withdrew = false;
+    std::thread ender([&] { tracker.End(first); });
+    std::thread withdrawer([&] { withdrew = admission.Withdraw(ticket); });
+    ender.join();
+    withdrawer.join();
+    ASSERT_EQ(runs.load(), 1);
+    EXPECT_EQ(withdrew, status.code() == absl::StatusCode::kCancelled) << status;
+    if (status.ok()) admission.Release(kBlock);
+    cancelled += withdrew ? 1 : 0;
+    EXPECT_EQ(tracker.held_bytes(), 0u);
+    EXPECT_EQ(admission.queue_depth(), 0u);
+  }
+  RecordProperty("withdrawals_that_won", cancelled);
 }
 
 }  // namespace

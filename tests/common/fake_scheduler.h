@@ -1,31 +1,42 @@
-// A BatchScheduler on a hand-driven clock, for the batcher's tests: timers run when Advance()
-// passes their time, on the test's thread. Thread-safe.
+// A Scheduler (proxy/common/scheduler.h) whose time moves only when the test says so: Advance()
+// runs the callbacks due on the way, in time order at their own times, on the advancing thread and
+// outside the fake's lock (so they may arm new timers). Also remembers every time a timer was
+// armed for. Thread-safe.
+//
+//   testing::FakeScheduler clock;
+//   auto batcher = DynamicBatcher<int>::Create(options, &clock, send, reject);
+//   batcher->Enqueue(1);
+//   clock.Advance(absl::Milliseconds(2));  // the queue delay runs out here
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "proxy/batcher/dynamic_batcher.h"
+#include "proxy/common/scheduler.h"
 
 namespace tollgate::testing {
 
-class FakeScheduler final : public BatchScheduler {
+class FakeScheduler final : public Scheduler {
  public:
   absl::Time Now() override {
     absl::MutexLock lock(&mu_);
     return now_;
   }
+
   void RunAt(absl::Time when, std::function<void()> callback) override {
     absl::MutexLock lock(&mu_);
     armed_.push_back(when);
     timers_.emplace(when, std::move(callback));
   }
 
-  // Moves the clock forward by `d`, running each timer due on the way at its own time.
+  // Moves the clock forward by `d`, running each timer due on the way at its own time; a timer a
+  // callback arms within the span runs too.
   void Advance(absl::Duration d) {
     const absl::Time end = Now() + d;
     while (true) {
@@ -44,11 +55,13 @@ class FakeScheduler final : public BatchScheduler {
     }
   }
 
-  // Every time a timer was armed for, in order.
+  // Every time a timer was armed for, in arming order.
   std::vector<absl::Time> armed() {
     absl::MutexLock lock(&mu_);
     return armed_;
   }
+
+  // Timers armed and not yet run.
   size_t pending() {
     absl::MutexLock lock(&mu_);
     return timers_.size();
@@ -56,9 +69,9 @@ class FakeScheduler final : public BatchScheduler {
 
  private:
   absl::Mutex mu_;
-  absl::Time now_ = absl::FromUnixSeconds(1700000000);
-  std::multimap<absl::Time, std::function<void()>> timers_;
-  std::vector<absl::Time> armed_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1'700'000'000);
+  std::multimap<absl::Time, std::function<void()>> timers_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> armed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tollgate::testing
