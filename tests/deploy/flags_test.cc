@@ -24,6 +24,12 @@ struct Invocation {
 
 std::string Basename(const std::string& path) { return path.substr(path.rfind('/') + 1); }
 
+// True for the image deploy/docker/Dockerfile builds: "tollgate:local", "registry/x/tollgate:1".
+bool IsTollgateImage(const std::string& image) {
+  const std::string last = Basename(image);
+  return last.substr(0, last.find_first_of(":@")) == "tollgate";
+}
+
 // The image's entrypoint when a service or container does not set its own.
 constexpr char kDefaultBinary[] = "tollgate";
 
@@ -43,7 +49,7 @@ std::vector<Invocation> Invocations() {
   if (compose.ok()) {
     for (const auto& service : (*compose)["services"]) {
       YAML::Node node = service.second;
-      if (!absl::StartsWith(node["image"].as<std::string>(""), "tollgate:")) continue;
+      if (!IsTollgateImage(node["image"].as<std::string>(""))) continue;
       const std::vector<std::string> entrypoint = StringList(node["entrypoint"]);
       std::vector<std::string> args(entrypoint.begin() + (entrypoint.empty() ? 0 : 1),
                                     entrypoint.end());
@@ -55,7 +61,7 @@ std::vector<Invocation> Invocations() {
   for (const K8sObject& object : LoadK8sObjects()) {
     YAML::Node node = object.node;  // non-const: a missing key gives an empty node, not a throw
     for (YAML::Node container : node["spec"]["template"]["spec"]["containers"]) {
-      if (!absl::StartsWith(container["image"].as<std::string>(""), "tollgate:")) continue;
+      if (!IsTollgateImage(container["image"].as<std::string>(""))) continue;
       const std::vector<std::string> command = StringList(container["command"]);
       std::vector<std::string> args(command.begin() + (command.empty() ? 0 : 1), command.end());
       for (std::string& arg : StringList(container["args"])) args.push_back(std::move(arg));
