@@ -3,6 +3,7 @@
 // its ports, config path, user and vocabularies match the image's default config and the build.
 #include "tests/deploy/dockerfile.h"
 
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -212,6 +213,20 @@ TEST_F(DockerfileTest, RunsAsNonRootWithBothBinariesAndTheVocabularies) {
       << kDockerfile << ": the build stage does not fetch the vocabularies";
   EXPECT_TRUE(absl::StrContains(runs, "--target tollgate tollgate-sim"))
       << kDockerfile << ": the build stage does not build tollgate and tollgate-sim";
+}
+
+// `COPY . .` sends the whole context: without these exclusions a developer's build trees (GBs),
+// .git and node_modules go to the daemon, and a stale CMakeCache.txt could enter the image build.
+TEST_F(DockerfileTest, TheBuildContextLeavesOutBuildTreesAndCaches) {
+  std::ifstream file(SourcePath(".dockerignore"));
+  ASSERT_TRUE(file.good()) << ".dockerignore is missing beside " << kDockerfile << "'s COPY . .";
+  std::set<std::string> patterns;
+  for (std::string line; std::getline(file, line);) {
+    if (!line.empty() && line[0] != '#') patterns.insert(line);
+  }
+  for (const char* wanted : {"build*/", ".cache/", "**/node_modules/", ".git/"}) {
+    EXPECT_TRUE(patterns.count(wanted)) << ".dockerignore: no line " << wanted;
+  }
 }
 
 }  // namespace

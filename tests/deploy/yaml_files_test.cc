@@ -1,5 +1,6 @@
 // Every YAML file of the compose and Kubernetes deployments parses, and the Kubernetes manifests
 // are objects that kubectl can apply.
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +33,21 @@ TEST(DeployYaml, EveryComposeKubernetesAndImageFileParses) {
     for (size_t i = 0; i < documents->size(); ++i) {
       EXPECT_TRUE((*documents)[i].IsMap()) << file << ": document " << i << " is not a mapping";
     }
+  }
+}
+
+// Both Alertmanager configs (the production example and the one compose mounts) load in the real
+// Alertmanager's checker.
+TEST(DeployYaml, AlertmanagerConfigsPassAmtool) {
+  if (RunCommand("command -v amtool").exit_code != 0) {
+    if (std::getenv("CI") != nullptr)
+      FAIL() << "amtool is missing in CI (scripts/setup installs it)";
+    GTEST_SKIP() << "amtool not installed; scripts/setup installs prometheus-alertmanager";
+  }
+  for (const char* file :
+       {"deploy/alertmanager/alertmanager.yml", "deploy/compose/alertmanager.yml"}) {
+    const CommandResult result = RunCommand("amtool check-config " + SourcePath(file));
+    EXPECT_EQ(result.exit_code, 0) << file << ":\n" << result.output;
   }
 }
 
