@@ -3,6 +3,7 @@
 // its ports, config path, user and vocabularies match the image's default config and the build.
 #include "tests/deploy/dockerfile.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -25,14 +26,46 @@ namespace {
 
 constexpr char kDockerfile[] = "deploy/docker/Dockerfile";
 
-// The shared libraries `ldd` resolves for `binary`, by path.
-std::vector<std::string> SharedLibraries(const std::string& binary) {
-  std::vector<std::string> libraries;
-  for (absl::string_view line : absl::StrSplit(RunCommand("ldd '" + binary + "'").output, '\n')) {
+// The path after "=> " on each line of `listing` that has one ("libfoo.so.1 => /usr/lib/libfoo.so.1
+// (0x...)", as ldd and ldconfig -p print).
+std::vector<std::string> ResolvedPaths(const std::string& listing) {
+  std::vector<std::string> paths;
+  for (absl::string_view line : absl::StrSplit(listing, '\n')) {
     const size_t arrow = line.find("=> /");
     if (arrow == absl::string_view::npos) continue;
     absl::string_view path = line.substr(arrow + 3);
-    libraries.emplace_back(path.substr(0, path.find(' ')));
+    paths.emplace_back(path.substr(0, path.find(' ')));
+  }
+  return paths;
+}
+
+// The shared libraries `binary` loads, by path: those `ldd` resolves, and those it names to open at
+// run time (dlopen: a "libfoo.so.N" string in the binary, which ldd does not see — the
+// SentencePiece tokenizers open libsentencepiece.so.0 so), as the dynamic loader's cache resolves
+// them in the directories of ldd's libraries (the cache lists other architectures' too, /lib32).
+std::vector<std::string> SharedLibraries(const std::string& binary) {
+  std::vector<std::string> libraries = ResolvedPaths(RunCommand("ldd '" + binary + "'").output);
+  std::set<std::string> directories;
+  for (const std::string& library : libraries) {
+    directories.insert(library.substr(0, library.rfind('/')));
+  }
+  const std::string named =
+      RunCommand("strings -a '" + binary + "' | grep -E '^lib[A-Za-z0-9_+-]+[.]so([.][0-9]+)*$'")
+          .output;
+  const std::string cache = RunCommand("ldconfig -p").output;
+  for (absl::string_view soname : absl::StrSplit(named, '\n', absl::SkipEmpty())) {
+    std::string entries;
+    for (absl::string_view line : absl::StrSplit(cache, '\n')) {
+      if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), absl::StrCat(soname, " ("))) {
+        absl::StrAppend(&entries, line, "\n");
+      }
+    }
+    for (std::string& path : ResolvedPaths(entries)) {
+      if (!directories.count(path.substr(0, path.rfind('/')))) continue;
+      if (std::find(libraries.begin(), libraries.end(), path) == libraries.end()) {
+        libraries.push_back(std::move(path));
+      }
+    }
   }
   return libraries;
 }
