@@ -19,6 +19,7 @@
 // and Redis are configured, so their series exist too.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -59,6 +60,9 @@ constexpr char kSpendAlert[] = "TollgateTenantSpendHigh";
 // USD per hour: bigco's 5-minute rate passes it within seconds of traffic, smallco's stays far
 // below (GPU time at 0.01 USD per GPU-hour, tokens at cents per million).
 constexpr char kSpendThresholdUsdPerHour[] = "1";
+// All the test's waits end by this long after SetUp, so that a slow server fails the test with
+// its reason before ctest's TIMEOUT (600 s in tests/integration/CMakeLists.txt) kills it.
+constexpr absl::Duration kWaitBudget = absl::Seconds(540);
 
 constexpr char kConfig[] = R"(
 listeners: {grpc_address: "127.0.0.1:0", metrics_address: "127.0.0.1:0", http_address: "127.0.0.1:0"}
@@ -193,12 +197,14 @@ std::string UrlEncode(absl::string_view text) {
   return encoded;
 }
 
-// A Grafana panel query made runnable: the dashboards' variables match everything, and the
-// interval variables take a range that holds many samples at a 1 s scrape.
+// A Grafana panel query made runnable: the dashboards' variables match any value, and the
+// interval variables take a range that holds many samples at a 1 s scrape. `.+`, not the
+// dashboards' "All" of `.*`: `label=~".*"` also matches series without the label, so a panel
+// filtering by a label its series lack would pass here and show nothing once a value is picked.
 std::string ResolveGrafanaVariables(const std::string& expr) {
   std::string resolved =
       std::regex_replace(expr, std::regex(R"(\$\{?__(rate_interval|interval|range)\}?)"), "30s");
-  return std::regex_replace(resolved, std::regex(R"(\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*)"), ".*");
+  return std::regex_replace(resolved, std::regex(R"(\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*)"), ".+");
 }
 
 // Every targets[].expr of the dashboard's panels, rows' nested panels included.
@@ -244,7 +250,13 @@ std::set<std::string> FiringAlerts(const std::vector<std::string>& bodies) {
 
 class ObservabilityTest : public ::testing::Test {
  protected:
-  void SetUp() override { dir_ = testing::MakeTempDir(); }
+  void SetUp() override {
+    dir_ = testing::MakeTempDir();
+    deadline_ = absl::Now() + kWaitBudget;
+  }
+
+  // The end of a wait of at most `most`, never past the test's shared deadline.
+  absl::Time WaitEnd(absl::Duration most) const { return std::min(absl::Now() + most, deadline_); }
 
   void TearDown() override {
     stop_traffic_ = true;
@@ -283,7 +295,7 @@ class ObservabilityTest : public ::testing::Test {
     const std::string log = dir_ + "/tollgate.log";
     ASSERT_TRUE(proxy_.Start({testing::Binary("proxy/tollgate"), "--config", config}, log).ok());
     const absl::StatusOr<std::string> line =
-        proxy_.WaitForLine("tollgate listening", absl::Seconds(60));
+        proxy_.WaitForLine("tollgate listening", WaitEnd(absl::Seconds(60)) - absl::Now());
     ASSERT_TRUE(line.ok()) << line.status() << "\n" << ReadFile(log);
     metrics_ = testing::FieldAfter(*line, "metrics");
     grpc_ = testing::FieldAfter(*line, "grpc");
@@ -295,7 +307,7 @@ class ObservabilityTest : public ::testing::Test {
                           const std::vector<std::string>& argv, const std::string& address) {
     const std::string log = absl::StrCat(dir_, "/", name, ".log");
     ASSERT_TRUE(process.Start(argv, log).ok()) << name;
-    for (const absl::Time end = absl::Now() + absl::Seconds(90); absl::Now() < end;
+    for (const absl::Time end = WaitEnd(absl::Seconds(90)); absl::Now() < end;
          absl::SleepFor(absl::Milliseconds(200))) {
       if (testing::HttpGet(address, "/-/ready").ok()) return;
     }
@@ -422,6 +434,7 @@ class ObservabilityTest : public ::testing::Test {
   }
 
   std::string dir_;
+  absl::Time deadline_;
   std::unique_ptr<testing::RedisServer> redis_;
   std::unique_ptr<testing::WebhookReceiver> webhook_;
   testing::ChildProcess sim_, proxy_, alertmanager_, prometheus_;
@@ -456,13 +469,14 @@ TEST_F(ObservabilityTest, SpendAlertReachesTheWebhookAndEveryDashboardQueryHasDa
                                                  "TollgateErrorRateHigh",
                                                  "TollgateLedgerWriteErrors",
                                                  "TollgateRedisDown",
-                                                 "TollgateBackendEjected"};
+                                                 "TollgateBackendEjected",
+                                                 "TollgateDown"};
   const std::string rules_text =
       ReadFile(TOLLGATE_SOURCE_DIR "/deploy/prometheus/tollgate-rules.yml");
   const int rules_in_file =
       Occurrences(rules_text, "- record: ") + Occurrences(rules_text, "- alert: ");
   std::string rules_problem = "not asked yet";
-  for (const absl::Time end = absl::Now() + absl::Seconds(60);
+  for (const absl::Time end = WaitEnd(absl::Seconds(60));
        !rules_problem.empty() && absl::Now() < end; absl::SleepFor(absl::Milliseconds(500))) {
     rapidjson::Document json;
     const absl::Status status = PrometheusApi("/api/v1/rules", json);
@@ -498,7 +512,7 @@ TEST_F(ObservabilityTest, SpendAlertReachesTheWebhookAndEveryDashboardQueryHasDa
   const std::string bigco_alert = absl::StrCat(kSpendAlert, "{bigco}");
   const std::string smallco_alert = absl::StrCat(kSpendAlert, "{smallco}");
   std::set<std::string> firing;
-  for (const absl::Time end = absl::Now() + absl::Seconds(120);
+  for (const absl::Time end = WaitEnd(absl::Seconds(120));
        !firing.count(bigco_alert) && absl::Now() < end; absl::SleepFor(absl::Milliseconds(500))) {
     firing = FiringAlerts(webhook_->Bodies());
   }
@@ -522,8 +536,8 @@ TEST_F(ObservabilityTest, SpendAlertReachesTheWebhookAndEveryDashboardQueryHasDa
     EXPECT_FALSE(queries.empty()) << path << " has no panel queries";
     std::map<std::string, std::string> problems;  // query → why it has no data
     for (const std::string& query : queries) problems[query] = "not asked yet";
-    for (const absl::Time end = absl::Now() + absl::Seconds(90);
-         !problems.empty() && absl::Now() < end; absl::SleepFor(absl::Seconds(1))) {
+    for (const absl::Time end = WaitEnd(absl::Seconds(90)); !problems.empty() && absl::Now() < end;
+         absl::SleepFor(absl::Seconds(1))) {
       for (auto it = problems.begin(); it != problems.end();) {
         it->second = QueryProblem(ResolveGrafanaVariables(it->first));
         it = it->second.empty() ? problems.erase(it) : std::next(it);
