@@ -7,11 +7,16 @@ namespace tollgate {
 namespace batcher_internal {
 
 // A sent batch's place among its queue's calls in flight, given up when the call's last holder
-// lets go of it: never under the queue's lock (batches are sent unlocked).
+// lets go of it. The queue looks again on the scheduler's thread, not on the releasing stack: a
+// backend that fails a call before returning from it releases the place inside the send, and
+// sending the next batch there would nest one send in another for as long as the queue lasts.
 struct InFlight {
   explicit InFlight(std::weak_ptr<BatchQueue> queue) : queue(std::move(queue)) {}
   ~InFlight() {
-    if (std::shared_ptr<BatchQueue> self = queue.lock()) self->OnBatchDone();
+    std::shared_ptr<BatchQueue> self = queue.lock();
+    if (self == nullptr) return;
+    Scheduler* scheduler = self->scheduler_;
+    scheduler->RunAt(scheduler->Now(), [self = std::move(self)] { self->OnBatchDone(); });
   }
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;

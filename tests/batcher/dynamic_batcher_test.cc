@@ -79,6 +79,14 @@ class DynamicBatcherTest : public ::testing::Test {
                           &clock_);
   }
 
+  // The i-th batch's call ends, and the queue looks again (on the scheduler, as it always does
+  // after a call ends).
+  void EndCall(size_t i) {
+    recorder_.EndCall(i);
+    EXPECT_GE(clock_.pending(), 1u) << "the queue looks again on the scheduler, not inline";
+    clock_.Advance(absl::ZeroDuration());
+  }
+
   FakeScheduler clock_;
   Recorder recorder_;
 };
@@ -225,18 +233,34 @@ TEST_F(DynamicBatcherTest, AtMaxInFlightTheQueueHoldsItsBatchesUntilACallEnds) {
   EXPECT_FALSE(batcher->idle());
 
   // Its end sends a full batch of what waited; 9 waits for the next end.
-  recorder_.EndCall(0);
+  EndCall(0);
   ASSERT_THAT(recorder_.batches(), ElementsAre(ElementsAre(1, 2, 3, 4), ElementsAre(5, 6, 7, 8)));
   EXPECT_EQ(recorder_.sent()[1].info.trigger, BatchTrigger::kMaxSize);
   EXPECT_EQ(recorder_.sent()[1].info.queue_delays[0], 2 * kDelay);
-  recorder_.EndCall(1);
+  EndCall(1);
   // 9 has not waited its delay yet: now that a call may start, a timer is armed for it.
   EXPECT_EQ(recorder_.sent().size(), 2u);
   EXPECT_EQ(clock_.pending(), 1u);
   clock_.Advance(kDelay);
   ASSERT_THAT(recorder_.batches(),
               ElementsAre(ElementsAre(1, 2, 3, 4), ElementsAre(5, 6, 7, 8), ElementsAre(9)));
-  recorder_.EndCall(2);
+  EndCall(2);
+  EXPECT_TRUE(batcher->idle());
+}
+
+TEST_F(DynamicBatcherTest, ACallEndingWithinItsSendFreesItsPlaceOnTheSchedulerNotInline) {
+  // A backend that fails a call before returning from it ends the call within the send. Were the
+  // place freed inline, the next batch would be sent from inside that stack, and so on: one more
+  // nested send per queued batch. It is freed on the scheduler's thread instead.
+  std::vector<int> sent;
+  auto batcher = DynamicBatcher<int>::Create(
+      {.max_batch_size = 1, .max_queue_delay = kDelay, .max_in_flight = 1}, &clock_,
+      [&sent](std::vector<int> items, const BatchInfo&) { sent.push_back(items[0]); },
+      [](int, const absl::Status&) {});
+  for (int i = 1; i <= 4; ++i) batcher->Enqueue(i);
+  EXPECT_THAT(sent, ElementsAre(1)) << "the others wait for the scheduler";
+  clock_.Advance(absl::ZeroDuration());
+  EXPECT_THAT(sent, ElementsAre(1, 2, 3, 4));
   EXPECT_TRUE(batcher->idle());
 }
 

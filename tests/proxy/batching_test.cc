@@ -261,7 +261,9 @@ TEST_F(BatchingTest, AtMaxInFlightBatchesTheNextBatchWaitsForTheRunningCallToEnd
 
   CompleteBatchResult result;
   result.choices = {Choice("1"), Choice("2")};
-  backend_->AnswerBatch(result);  // the call's end releases its place: the held batch goes
+  backend_->AnswerBatch(result);  // the call's end releases its place
+  EXPECT_EQ(backend_->batch_calls().size(), 1u) << "the queue looks again on its scheduler";
+  batch_clock_.Advance(absl::ZeroDuration());  // and then the held batch goes
   ASSERT_EQ(backend_->batch_calls().size(), 2u);
   EXPECT_THAT(backend_->batch_calls()[1].prompts, ElementsAre("three", "four"));
   EXPECT_EQ(sinks[0].finishes, 1);
