@@ -178,6 +178,10 @@ TEST_F(KubernetesTest, AutoscalerScalesTheDeploymentOnCpu) {
   EXPECT_TRUE(cpu) << hpa->file << ": no CPU metric";
   EXPECT_TRUE(container_["resources"]["requests"]["cpu"].IsScalar())
       << deployment_->file << ": CPU utilization needs resources.requests.cpu";
+  // A count in the Deployment would be applied again on every `kubectl apply`, undoing the
+  // autoscaler's.
+  EXPECT_FALSE(deployment_->node["spec"]["replicas"].IsDefined())
+      << deployment_->file << ": spec.replicas fights the HorizontalPodAutoscaler; leave it out";
 }
 
 TEST_F(KubernetesTest, RedisServiceIsTheConfigsRedisAddress) {

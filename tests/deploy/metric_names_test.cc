@@ -154,9 +154,15 @@ shadow_plans: [{name: on-gpt-4o, prices: {input_usd_per_mtok: 2.5, output_usd_pe
                               "-H 'Content-Type: application/json' -d '", request, "' http://",
                               addresses["http"], "/v1/", path));
     }
-    usleep(500 * 1000);  // a KV poll of the simulator's /metrics
-    const std::string tollgate_metrics =
-        RunCommand("curl -s -m 10 http://" + addresses["metrics"] + "/metrics").output;
+    // The backend's own KV figure appears after the first poll of the simulator's /metrics: wait
+    // for it (up to 30 s on a busy machine) instead of a fixed pause.
+    std::string tollgate_metrics;
+    for (int attempt = 0; attempt < 300; ++attempt) {
+      tollgate_metrics =
+          RunCommand("curl -s -m 10 http://" + addresses["metrics"] + "/metrics").output;
+      if (absl::StrContains(tollgate_metrics, "tollgate_backend_kv_cache_usage_ratio{")) break;
+      usleep(100 * 1000);
+    }
     const std::string sim_metrics =
         RunCommand("curl -s -m 10 http://" + sim_http + "/metrics").output;
     exposed_ = new std::set<std::string>();
