@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "tests/integration/harness.h"
 #include "yaml-cpp/yaml.h"
 
 namespace tollgate::deploy_test {
@@ -32,11 +33,9 @@ absl::StatusOr<std::vector<YAML::Node>> LoadYamlDocuments(const std::string& pat
 // The single document of a YAML file.
 absl::StatusOr<YAML::Node> LoadYamlFile(const std::string& path);
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-CommandResult RunCommand(const std::string& command);
+// Shell commands through the integration harness: output is stdout and stderr.
+using ::tollgate::testing::CommandResult;
+using ::tollgate::testing::RunCommand;
 
 // The port of "host:port", "[v6]:port" or "scheme://host:port/path"; nullopt without one.
 std::optional<int> PortOf(absl::string_view address);

@@ -30,35 +30,6 @@
 namespace tollgate::deploy_test {
 namespace {
 
-// A background process started through the shell, its stdout in a file; killed when destroyed.
-class Background {
- public:
-  Background(const std::string& command, const std::string& stdout_path)
-      : stdout_path_(stdout_path) {
-    const CommandResult started = RunCommand(
-        absl::StrCat(command, " >'", stdout_path, "' 2>'", stdout_path, ".err' & echo $!"));
-    absl::SimpleAtoi(absl::StripAsciiWhitespace(started.output), &pid_);
-  }
-  ~Background() {
-    if (pid_ > 0) kill(pid_, SIGKILL);
-  }
-  // The rest of the first stdout line starting with `prefix`, waiting up to 20 s; "" on timeout.
-  std::string WaitForLine(const std::string& prefix) const {
-    for (int i = 0; i < 200; ++i) {
-      for (absl::string_view line : absl::StrSplit(ReadFile(stdout_path_), '\n')) {
-        if (absl::ConsumePrefix(&line, prefix)) return std::string(line);
-      }
-      usleep(100 * 1000);
-    }
-    return "";
-  }
-  std::string Stderr() const { return ReadFile(stdout_path_ + ".err"); }
-
- private:
-  std::string stdout_path_;
-  int pid_ = -1;
-};
-
 // Metric family names in a Prometheus text exposition (# TYPE lines, and sample names).
 void AddExposedNames(const std::string& text, std::set<std::string>* names) {
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -102,12 +73,11 @@ class MetricNamesTest : public ::testing::Test {
   static void SetUpTestSuite() {
     const std::string dir = absl::StrCat(::testing::TempDir(), "/deploy_metric_names_", getpid());
     RunCommand("mkdir -p '" + dir + "/ledger'");
-    Background sim(
-        absl::StrCat("'", BinaryPath("sim/tollgate-sim"),
-                     "' --address=127.0.0.1:0 --http_address=127.0.0.1:0 --time_scale=0"),
-        dir + "/sim.out");
-    const std::string sim_http = sim.WaitForLine("tollgate-sim http listening on ");
-    ASSERT_FALSE(sim_http.empty()) << "tollgate-sim did not start: " << sim.Stderr();
+    ::tollgate::testing::ChildProcess sim;
+    const absl::StatusOr<::tollgate::testing::SimAddresses> sim_addresses =
+        ::tollgate::testing::StartSim(sim, {"--time_scale=0"}, dir + "/sim.err");
+    ASSERT_TRUE(sim_addresses.ok()) << "tollgate-sim did not start: " << sim_addresses.status();
+    const std::string sim_http = sim_addresses->http;
     const std::string config = dir + "/tollgate.yaml";
     std::ofstream(config) << absl::StrCat(R"(
 listeners: {grpc_address: 127.0.0.1:0, metrics_address: 127.0.0.1:0, http_address: 127.0.0.1:0}
@@ -134,11 +104,15 @@ ledger: {directory: )",
                                           dir, R"(/ledger}
 shadow_plans: [{name: on-gpt-4o, prices: {input_usd_per_mtok: 2.5, output_usd_per_mtok: 10}}]
 )");
-    Background tollgate(
-        absl::StrCat("'", BinaryPath("proxy/tollgate"), "' --config='", config, "'"),
-        dir + "/tollgate.out");
-    const std::string listening = tollgate.WaitForLine("tollgate listening ");
-    ASSERT_FALSE(listening.empty()) << "tollgate did not start: " << tollgate.Stderr();
+    ::tollgate::testing::ChildProcess tollgate;
+    ASSERT_TRUE(
+        tollgate.Start({BinaryPath("proxy/tollgate"), "--config", config}, dir + "/tollgate.err")
+            .ok());
+    absl::StatusOr<std::string> line =
+        tollgate.WaitForLine("tollgate listening ", absl::Seconds(30));
+    ASSERT_TRUE(line.ok()) << "tollgate did not start: " << line.status() << "\n"
+                           << ReadFile(dir + "/tollgate.err");
+    const std::string listening = line->substr(std::strlen("tollgate listening "));
     std::map<std::string, std::string> addresses;  // grpc=, metrics=, http=
     for (absl::string_view field : absl::StrSplit(listening, ' ', absl::SkipEmpty())) {
       std::pair<std::string, std::string> kv = absl::StrSplit(field, absl::MaxSplits('=', 1));
