@@ -238,9 +238,10 @@ class BatchRouterImpl final : public BatchRouter {
                                      std::function<void()> on_sent, EmbedCallback done) override {
     std::string key = EmbeddingBatchKey(target.config->name, call.request);
     const auto size = static_cast<size_t>(call.request.inputs_size());
+    const absl::Time deadline = call.deadline;
     return Join(target, std::move(key), embed_queues_,
                 EmbedItem{std::move(call), input_tokens, std::move(on_sent), std::move(done)}, size,
-                &SendEmbeds,
+                deadline, &SendEmbeds,
                 [](const EmbedItem& item, const absl::Status& status) { item.done(status); });
   }
 
@@ -249,10 +250,12 @@ class BatchRouterImpl final : public BatchRouter {
                                         std::function<void()> on_sent,
                                         std::shared_ptr<GenerateObserver> observer) override {
     std::string key = CompletionBatchKey(target.config->name, call.request);
+    const absl::Time deadline = call.deadline;
     return Join(target, std::move(key), complete_queues_,
                 CompleteItem{std::move(call), prompt_tokens, tokenizer, std::move(on_sent),
                              std::move(observer)},
-                1, &SendCompletions, [](const CompleteItem& item, const absl::Status& status) {
+                1, deadline, &SendCompletions,
+                [](const CompleteItem& item, const absl::Status& status) {
                   item.observer->OnDone(status);
                 });
   }
@@ -266,10 +269,10 @@ class BatchRouterImpl final : public BatchRouter {
   template <typename Item>
   using Queues = absl::flat_hash_map<std::string, std::shared_ptr<DynamicBatcher<Item>>>;
 
-  // Finds or creates the queue of `key` and queues `item` on it.
+  // Finds or creates the queue of `key` and queues `item` on it, until `deadline` at most.
   template <typename Item>
   std::shared_ptr<BackendCall> Join(const Target& target, std::string key, Queues<Item>& queues,
-                                    Item item, size_t size,
+                                    Item item, size_t size, absl::Time deadline,
                                     void (*send)(const BatchTarget&, const BackendBatching&,
                                                  std::vector<Item>, const BatchInfo&),
                                     typename DynamicBatcher<Item>::RejectFn reject)
@@ -291,7 +294,7 @@ class BatchRouterImpl final : public BatchRouter {
       }
       batcher = slot;
     }
-    const uint64_t ticket = batcher->Enqueue(std::move(item), size);
+    const uint64_t ticket = batcher->Enqueue(std::move(item), size, deadline);
     return std::make_shared<QueuedCall<Item>>(batcher, ticket);
   }
 

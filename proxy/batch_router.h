@@ -28,8 +28,10 @@
 // A failure the backend reports for one item (a choice missing or malformed) fails that request
 // alone; it is charged its share of the input.
 //
-// Deadlines: a batch's call runs until the latest of its requests' deadlines; a request whose own
-// deadline passes first still receives its part (and is charged it) when the call ends.
+// Deadlines: a request whose deadline passes while it waits in its queue (held there behind calls
+// still running, at max_in_flight_batches) leaves it with DEADLINE_EXCEEDED, charged nothing. A
+// batch's call runs until the latest of its requests' deadlines; a request whose own deadline
+// passes first still receives its part (and is charged it) when the call ends.
 // Cancel: a request still waiting leaves its queue (CANCELLED, charged nothing); once its batch is
 // sent it is part of the call and is answered and charged when the call ends.
 // Time: a request's wait in its queue is on tollgate_batch_queue_delay_seconds; the request's

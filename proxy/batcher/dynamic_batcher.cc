@@ -1,7 +1,10 @@
 #include "proxy/batcher/dynamic_batcher.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace tollgate {
 namespace batcher_internal {
@@ -24,6 +27,23 @@ struct InFlight {
   const std::weak_ptr<BatchQueue> queue;
 };
 
+struct BatchQueue::Ready {
+  std::vector<Erased> items;
+  BatchInfo info;
+};
+
+struct BatchQueue::Rejected {
+  Erased item;
+  absl::Status status;
+};
+
+struct BatchQueue::Actions {
+  std::vector<Rejected> rejected;
+  std::vector<Ready> ready;
+  bool arm = false;
+  absl::Time arm_at;
+};
+
 BatchQueue::BatchQueue(BatcherOptions options, Scheduler* scheduler, SendFn send, RejectFn reject)
     : options_(std::move(options)),
       scheduler_(scheduler),
@@ -32,39 +52,34 @@ BatchQueue::BatchQueue(BatcherOptions options, Scheduler* scheduler, SendFn send
   options_.max_batch_size = std::max<size_t>(options_.max_batch_size, 1);
 }
 
-uint64_t BatchQueue::EnqueueErased(Erased item, size_t size) {
-  std::vector<Ready> ready;
+uint64_t BatchQueue::EnqueueErased(Erased item, size_t size, absl::Time deadline) {
+  Actions actions;
   uint64_t ticket;
-  bool arm = false;
-  absl::Time arm_at;
   {
     absl::MutexLock lock(&mu_);
     ticket = next_ticket_++;
-    queue_.push_back({ticket, std::move(item), std::max<size_t>(size, 1), scheduler_->Now()});
-    TakeReadyLocked(ready);
-    arm = ArmLocked(&arm_at);
+    queue_.push_back(
+        {ticket, std::move(item), std::max<size_t>(size, 1), scheduler_->Now(), deadline});
+    earliest_deadline_ = std::min(earliest_deadline_, deadline);
+    LookLocked(actions);
   }
-  Deliver(std::move(ready), arm, arm_at);
+  Deliver(std::move(actions));
   return ticket;
 }
 
 bool BatchQueue::Cancel(uint64_t ticket) {
-  std::vector<Ready> ready;
-  Erased cancelled;
-  bool arm = false;
-  absl::Time arm_at;
+  Actions actions;
   {
     absl::MutexLock lock(&mu_);
     auto it = std::find_if(queue_.begin(), queue_.end(),
                            [ticket](const Entry& e) { return e.ticket == ticket; });
     if (it == queue_.end()) return false;
-    cancelled = std::move(it->item);
+    actions.rejected.push_back(
+        {std::move(it->item), absl::CancelledError("cancelled while waiting for a batch")});
     queue_.erase(it);
-    TakeReadyLocked(ready);  // a head may now be a preferred size
-    arm = ArmLocked(&arm_at);
+    LookLocked(actions);  // a head may now be a preferred size
   }
-  reject_(std::move(cancelled), absl::CancelledError("cancelled while waiting for a batch"));
-  Deliver(std::move(ready), arm, arm_at);
+  Deliver(std::move(actions));
   return true;
 }
 
@@ -106,8 +121,37 @@ size_t BatchQueue::DecideLocked(absl::Time now, BatchTrigger* trigger) const {
   return 0;
 }
 
-void BatchQueue::TakeReadyLocked(std::vector<Ready>& ready) {
+void BatchQueue::LookLocked(Actions& actions) {
   const absl::Time now = scheduler_->Now();
+  ExpireLocked(now, actions.rejected);
+  TakeReadyLocked(now, actions.ready);
+  if (queue_.empty()) earliest_deadline_ = absl::InfiniteFuture();
+  actions.arm = ArmLocked(&actions.arm_at);
+}
+
+void BatchQueue::ExpireLocked(absl::Time now, std::vector<Rejected>& rejected) {
+  if (now < earliest_deadline_) return;  // nothing has expired; most calls end here
+  earliest_deadline_ = absl::InfiniteFuture();
+  std::deque<Entry> kept;
+  for (Entry& e : queue_) {
+    if (e.deadline > now) {
+      earliest_deadline_ = std::min(earliest_deadline_, e.deadline);
+      kept.push_back(std::move(e));
+      continue;
+    }
+    std::string why = absl::StrCat("deadline passed after ", absl::FormatDuration(now - e.enqueued),
+                                   " waiting for a batch");
+    if (SaturatedLocked()) {
+      absl::StrAppend(&why, ": ", in_flight_, " call", in_flight_ == 1 ? "" : "s",
+                      " of this queue still running (max_in_flight_batches: ",
+                      options_.max_in_flight, "), so no batch could be sent");
+    }
+    rejected.push_back({std::move(e.item), absl::DeadlineExceededError(why)});
+  }
+  queue_.swap(kept);
+}
+
+void BatchQueue::TakeReadyLocked(absl::Time now, std::vector<Ready>& ready) {
   BatchTrigger trigger;
   for (size_t n = DecideLocked(now, &trigger); n > 0 && !SaturatedLocked();
        n = DecideLocked(now, &trigger)) {
@@ -132,42 +176,44 @@ void BatchQueue::TakeReadyLocked(std::vector<Ready>& ready) {
 }
 
 bool BatchQueue::ArmLocked(absl::Time* when) {
-  // While saturated, the next batch's call ending looks at the queue again.
-  if (queue_.empty() || timer_pending_ || SaturatedLocked()) return false;
-  timer_pending_ = true;
-  *when = queue_.front().enqueued + options_.max_queue_delay;
+  if (queue_.empty()) return false;
+  absl::Time due = earliest_deadline_;
+  // While saturated, the next call's end looks at the queue again; only deadlines need a timer.
+  if (!SaturatedLocked()) due = std::min(due, queue_.front().enqueued + options_.max_queue_delay);
+  if (due == absl::InfiniteFuture()) return false;
+  if (!timers_.empty() && *timers_.begin() <= due) return false;  // it will look again
+  timers_.insert(due);
+  *when = due;
   return true;
 }
 
-void BatchQueue::Deliver(std::vector<Ready> ready, bool arm, absl::Time arm_at) {
-  if (arm) scheduler_->RunAt(arm_at, [self = shared_from_this()] { self->OnTimer(); });
-  for (Ready& batch : ready) send_(std::move(batch.items), batch.info);
+void BatchQueue::Deliver(Actions actions) {
+  if (actions.arm) {
+    scheduler_->RunAt(actions.arm_at,
+                      [self = shared_from_this(), at = actions.arm_at] { self->OnTimer(at); });
+  }
+  for (Rejected& r : actions.rejected) reject_(std::move(r.item), r.status);
+  for (Ready& batch : actions.ready) send_(std::move(batch.items), batch.info);
 }
 
-void BatchQueue::OnTimer() {
-  std::vector<Ready> ready;
-  bool arm = false;
-  absl::Time arm_at;
+void BatchQueue::OnTimer(absl::Time armed_for) {
+  Actions actions;
   {
     absl::MutexLock lock(&mu_);
-    timer_pending_ = false;
-    TakeReadyLocked(ready);
-    arm = ArmLocked(&arm_at);  // for the next oldest, or again if this one fired early
+    timers_.erase(timers_.find(armed_for));
+    LookLocked(actions);  // arms for the next time due, or again if this one fired early
   }
-  Deliver(std::move(ready), arm, arm_at);
+  Deliver(std::move(actions));
 }
 
 void BatchQueue::OnBatchDone() {
-  std::vector<Ready> ready;
-  bool arm = false;
-  absl::Time arm_at;
+  Actions actions;
   {
     absl::MutexLock lock(&mu_);
     --in_flight_;
-    TakeReadyLocked(ready);
-    arm = ArmLocked(&arm_at);
+    LookLocked(actions);
   }
-  Deliver(std::move(ready), arm, arm_at);
+  Deliver(std::move(actions));
 }
 
 }  // namespace batcher_internal

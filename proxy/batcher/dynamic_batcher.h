@@ -11,7 +11,7 @@
 //      to max_batch_size), NOT only the largest preferred size that fits. The delay is a promise
 //      about latency; holding back the younger items would only make them wait again, and one
 //      backend call with a few more items costs less than a second call.
-//   4. Otherwise a timer is armed for the oldest item's deadline (one timer at a time).
+//   4. Otherwise a timer is armed for when the oldest item's delay runs out.
 // With max_queue_delay zero every item is sent as it arrives (rule 3 fires at once).
 //
 // Calls in flight: with max_in_flight > 0, no batch is sent while that many sent batches are still
@@ -21,6 +21,14 @@
 // Triton's hold-until-an-instance-is-free, and it is what keeps a closed loop's batches whole in
 // front of a server that runs one call at a time: without it, a group of requests split once comes
 // back split, one call apart, and each part goes alone when its delay runs out.
+//
+// Deadlines: an item still queued when its deadline (Enqueue's; none by default) passes leaves
+// through `reject` with DEADLINE_EXCEEDED, saying how long it waited and, when the queue was held
+// at max_in_flight, how many calls were running: a call that hangs (up to the backend's timeout)
+// no longer keeps the items behind it waiting silently past their deadlines. Timers: one pending
+// at a time, for the earliest of the items' deadlines and (unless held) the oldest item's delay;
+// an item arriving with an earlier deadline arms an earlier one, and the later one finds nothing
+// to do (a Scheduler has no cancel).
 //
 // Sizes: each item has a size (default 1), the units max_batch_size and the preferred sizes count
 // (prompts, or embedding inputs). Items are sent in arrival order; a batch is a head of the queue.
@@ -35,20 +43,21 @@
 //       &RealScheduler(),
 //       [](std::vector<Job> jobs, const BatchInfo& info) { StartCall(std::move(jobs)); },
 //       [](Job job, const absl::Status& status) { job.Fail(status); });
-//   DynamicBatcher<Job>::Ticket t = batcher->Enqueue(std::move(job), /*size=*/1);
+//   DynamicBatcher<Job>::Ticket t = batcher->Enqueue(std::move(job), /*size=*/1, deadline);
 //   batcher->Cancel(t);  // from any thread
 //
 // Thread safety: every method may be called from any thread. `send` and `reject` run without the
 // batcher's lock, on the thread that caused them (Enqueue's or Cancel's caller, or the
 // scheduler's timer thread); they may call back into the batcher. They must not block: `send`
 // starts an asynchronous call. Ownership: always held by a shared_ptr (Create); a pending timer
-// keeps the batcher alive until it fires, so queued items are always sent.
+// keeps the batcher alive until it fires, so queued items are always sent or rejected.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -95,7 +104,7 @@ class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
   BatchQueue(const BatchQueue&) = delete;
   BatchQueue& operator=(const BatchQueue&) = delete;
 
-  uint64_t EnqueueErased(Erased item, size_t size) ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t EnqueueErased(Erased item, size_t size, absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   // Takes a still-queued item out and rejects it with CANCELLED; false when it was already sent
   // (or never existed).
   bool Cancel(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
@@ -113,22 +122,26 @@ class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
     Erased item;
     size_t size;
     absl::Time enqueued;
+    absl::Time deadline;
   };
-  struct Ready {
-    std::vector<Erased> items;
-    BatchInfo info;
-  };
+  struct Ready;     // a batch taken out, to send
+  struct Rejected;  // an item taken out, to reject
+  struct Actions;   // what a change of the queue leads to, carried out after the lock is released
 
   // How many items at the head to send now, and why; 0 when none yet.
   size_t DecideLocked(absl::Time now, BatchTrigger* trigger) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Moves every batch due now out of the queue.
-  void TakeReadyLocked(std::vector<Ready>& ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether a timer must be armed (at *when) for the oldest item; at most one is pending.
+  // After any change: rejects the items past their deadlines, takes the batches due, arms a timer.
+  void LookLocked(Actions& actions) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ExpireLocked(absl::Time now, std::vector<Rejected>& rejected)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TakeReadyLocked(absl::Time now, std::vector<Ready>& ready)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a timer must be armed (at *when): none pending fires by the next time due.
   bool ArmLocked(absl::Time* when) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Outside the lock: arms the timer, then sends.
-  void Deliver(std::vector<Ready> ready, bool arm, absl::Time arm_at) ABSL_LOCKS_EXCLUDED(mu_);
-  void OnTimer() ABSL_LOCKS_EXCLUDED(mu_);
+  // Outside the lock: arms the timer, rejects, then sends.
+  void Deliver(Actions actions) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnTimer(absl::Time armed_for) ABSL_LOCKS_EXCLUDED(mu_);
   friend struct InFlight;
   // A sent batch's call ended (its BatchInfo::in_flight was released).
   void OnBatchDone() ABSL_LOCKS_EXCLUDED(mu_);
@@ -144,7 +157,9 @@ class BatchQueue : public std::enable_shared_from_this<BatchQueue> {
   mutable absl::Mutex mu_;
   std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
-  bool timer_pending_ ABSL_GUARDED_BY(mu_) = false;
+  std::multiset<absl::Time> timers_ ABSL_GUARDED_BY(mu_);  // armed and not yet fired
+  // At most the earliest queued item's deadline (exact after ExpireLocked).
+  absl::Time earliest_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // counted only with max_in_flight
 };
 
@@ -165,8 +180,9 @@ class DynamicBatcher final : public batcher_internal::BatchQueue {
   }
 
   // Queues `item`, possibly sending it (and others) before returning. A size of 0 counts as 1.
-  Ticket Enqueue(Item item, size_t size = 1) {
-    return EnqueueErased(std::make_shared<Item>(std::move(item)), size);
+  // Still queued at `deadline` (on the scheduler's clock), it is rejected with DEADLINE_EXCEEDED.
+  Ticket Enqueue(Item item, size_t size = 1, absl::Time deadline = absl::InfiniteFuture()) {
+    return EnqueueErased(std::make_shared<Item>(std::move(item)), size, deadline);
   }
 
   // Cancel(ticket), queued() and options() are BatchQueue's.

@@ -248,6 +248,83 @@ TEST_F(DynamicBatcherTest, AtMaxInFlightTheQueueHoldsItsBatchesUntilACallEnds) {
   EXPECT_TRUE(batcher->idle());
 }
 
+TEST_F(DynamicBatcherTest, AtMaxInFlightAnItemWhoseDeadlinePassesIsRejectedAndTheOthersStay) {
+  auto batcher =
+      recorder_.Make({.max_batch_size = 2, .max_queue_delay = kDelay, .max_in_flight = 1}, &clock_);
+  const absl::Time start = clock_.Now();
+  batcher->Enqueue(1);
+  batcher->Enqueue(2);
+  ASSERT_EQ(recorder_.sent().size(), 1u);  // its call runs (hangs) from here on
+  batcher->Enqueue(3);                     // no deadline
+  batcher->Enqueue(4, 1, start + absl::Milliseconds(10));
+  batcher->Enqueue(5, 1, start + absl::Milliseconds(20));
+  batcher->Enqueue(6);
+  // The timer armed for 1's delay fires first; held, the queue then arms for the earliest deadline
+  // only, not for 3's delay.
+  EXPECT_THAT(clock_.armed(), ElementsAre(start + kDelay));
+
+  clock_.Advance(absl::Milliseconds(10));
+  ASSERT_EQ(recorder_.rejected().size(), 1u);
+  EXPECT_EQ(recorder_.rejected()[0].first, 4);
+  const absl::Status status = recorder_.rejected()[0].second;
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("after 10ms waiting for a batch"));
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("1 call of this queue still running"));
+  EXPECT_EQ(batcher->queued(), 3u);
+  EXPECT_EQ(recorder_.sent().size(), 1u);
+  EXPECT_THAT(clock_.armed(), ElementsAre(start + kDelay, start + absl::Milliseconds(10),
+                                          start + absl::Milliseconds(20)));
+  EXPECT_EQ(clock_.pending(), 1u) << "armed again, for 5's deadline";
+
+  clock_.Advance(absl::Milliseconds(10));
+  ASSERT_EQ(recorder_.rejected().size(), 2u);
+  EXPECT_EQ(recorder_.rejected()[1].first, 5);
+  EXPECT_EQ(clock_.pending(), 0u) << "3 and 6 have no deadline: the call's end sends them";
+  EXPECT_FALSE(batcher->Cancel(4)) << "gone from the queue";
+
+  EndCall(0);
+  EXPECT_THAT(recorder_.batches(), ElementsAre(ElementsAre(1, 2), ElementsAre(3, 6)));
+  EXPECT_EQ(recorder_.sent()[1].info.trigger, BatchTrigger::kMaxSize);
+  EXPECT_EQ(recorder_.rejected().size(), 2u);
+}
+
+TEST_F(DynamicBatcherTest, AnItemArrivingWithAnEarlierDeadlineArmsAnEarlierTimer) {
+  auto batcher =
+      recorder_.Make({.max_batch_size = 1, .max_queue_delay = kDelay, .max_in_flight = 1}, &clock_);
+  const absl::Time start = clock_.Now();
+  batcher->Enqueue(1);  // sent; its call holds the queue
+  batcher->Enqueue(2, 1, start + absl::Milliseconds(10));
+  batcher->Enqueue(3, 1, start + absl::Milliseconds(5));
+  batcher->Enqueue(4, 1, start + absl::Milliseconds(20));
+  EXPECT_THAT(clock_.armed(),
+              ElementsAre(start + absl::Milliseconds(10), start + absl::Milliseconds(5)));
+  clock_.Advance(absl::Milliseconds(5));
+  ASSERT_EQ(recorder_.rejected().size(), 1u);
+  EXPECT_EQ(recorder_.rejected()[0].first, 3);
+  clock_.Advance(absl::Milliseconds(5));  // the first timer, still pending, serves for 2
+  ASSERT_EQ(recorder_.rejected().size(), 2u);
+  EXPECT_EQ(recorder_.rejected()[1].first, 2);
+  EXPECT_THAT(clock_.armed(),
+              ElementsAre(start + absl::Milliseconds(10), start + absl::Milliseconds(5),
+                          start + absl::Milliseconds(20)));
+  EndCall(0);
+  EXPECT_THAT(recorder_.batches(), ElementsAre(ElementsAre(1), ElementsAre(4)));
+  EXPECT_EQ(batcher->queued(), 0u);
+}
+
+TEST_F(DynamicBatcherTest, AnItemFoundPastItsDeadlineIsRejectedNotSent) {
+  auto batcher = Make(8, {});
+  batcher->Enqueue(1, 1, clock_.Now() + absl::Milliseconds(1));
+  batcher->Enqueue(2);
+  clock_.Advance(kDelay);
+  EXPECT_THAT(recorder_.batches(), ElementsAre(ElementsAre(2)));
+  ASSERT_EQ(recorder_.rejected().size(), 1u);
+  EXPECT_EQ(recorder_.rejected()[0].second.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(recorder_.rejected()[0].second.message(),
+              ::testing::Not(::testing::HasSubstr("still running")))
+      << "nothing held it";
+}
+
 TEST_F(DynamicBatcherTest, ACallEndingWithinItsSendFreesItsPlaceOnTheSchedulerNotInline) {
   // A backend that fails a call before returning from it ends the call within the send. Were the
   // place freed inline, the next batch would be sent from inside that stack, and so on: one more

@@ -80,13 +80,15 @@ class BatchingTest : public PipelineTest {
   }
 
   std::shared_ptr<RequestHandle> Prompt(const std::string& prompt, RecordingSink* sink,
-                                        uint32_t max_tokens = 16, bool stream = false) {
+                                        uint32_t max_tokens = 16, bool stream = false,
+                                        absl::Time deadline = absl::InfiniteFuture()) {
     v1::GenerateRequest request;
     request.set_model("m1");
     request.set_prompt(prompt);
     request.mutable_params()->set_max_tokens(max_tokens);
     IngressInfo info;
     info.authorization = "Bearer k1";
+    info.deadline = deadline;
     return pipeline_.Generate(info, request, stream, sink);
   }
 
@@ -271,6 +273,40 @@ TEST_F(BatchingTest, AtMaxInFlightBatchesTheNextBatchWaitsForTheRunningCallToEnd
   backend_->AnswerBatch(result);
   for (RecordingSink& sink : sinks) EXPECT_TRUE(sink.status.ok()) << sink.status;
   EXPECT_EQ(RequestsWithStatus("ok"), 4);
+}
+
+TEST_F(BatchingTest, ARequestHeldBehindARunningCallEndsAtItsDeadlineChargedNothing) {
+  backend_->batches_completions = true;
+  Batching("max_batch_size: 2, max_in_flight_batches: 1");
+  RecordingSink sinks[4];
+  Prompt("one", &sinks[0]);
+  Prompt("two", &sinks[1]);
+  ASSERT_EQ(backend_->batch_calls().size(), 1u);  // the call hangs from here on
+  // Deadlines on the queue's clock (the fixture's batch_clock_).
+  Prompt("hasty", &sinks[2], 16, false, batch_clock_.Now() + absl::Milliseconds(50));
+  Prompt("patient", &sinks[3]);
+
+  batch_clock_.Advance(absl::Milliseconds(50));
+  ASSERT_EQ(sinks[2].finishes, 1) << "answered at its deadline, not at the call's end";
+  EXPECT_EQ(sinks[2].status.code(), absl::StatusCode::kDeadlineExceeded) << sinks[2].status;
+  EXPECT_THAT(std::string(sinks[2].status.message()),
+              ::testing::HasSubstr("1 call of this queue still running"));
+  EXPECT_EQ(sinks[2].final.cost().total_nano_usd(), 0);
+  EXPECT_EQ(sinks[2].final.usage().input_tokens(), 0u) << "the backend never saw it";
+  EXPECT_EQ(RequestsWithStatus("deadline_exceeded"), 1);
+  EXPECT_EQ(sinks[3].finishes, 0) << "still waiting";
+
+  CompleteBatchResult result;
+  result.choices = {Choice("1"), Choice("2")};
+  backend_->AnswerBatch(result);
+  batch_clock_.Advance(absl::ZeroDuration());
+  ASSERT_EQ(backend_->batch_calls().size(), 2u);
+  EXPECT_THAT(backend_->batch_calls()[1].prompts, ElementsAre("patient"));
+  result.choices = {Choice("3")};
+  backend_->AnswerBatch(result);
+  EXPECT_TRUE(sinks[3].status.ok()) << sinks[3].status;
+  EXPECT_EQ(RequestsWithStatus("ok"), 3);
+  EXPECT_EQ(RequestsWithStatus("deadline_exceeded"), 1);
 }
 
 TEST_F(BatchingTest, AMissingChoiceFailsOnlyItsRequestWhichPaysItsInputShare) {
