@@ -28,7 +28,7 @@ absl::StatusOr<std::string> ConfigMapYaml() {
 }
 
 void ExpectCheckConfigPasses(const std::string& path) {
-  const std::string binary = BinaryPath("proxy/tollgate");
+  const std::string binary = Binary("proxy/tollgate");
   ASSERT_TRUE(FileExists(binary)) << binary << " is not built";
   const CommandResult check =
       RunCommand(absl::StrCat("'", binary, "' --check-config '", path, "'"));

@@ -21,10 +21,6 @@ std::string SourcePath(const std::string& relative) {
   return absl::StrCat(copy != nullptr ? copy : TOLLGATE_SOURCE_DIR, "/", relative);
 }
 
-std::string BinaryPath(const std::string& relative) {
-  return absl::StrCat(TOLLGATE_BINARY_DIR, "/", relative);
-}
-
 bool FileExists(const std::string& path) { return std::filesystem::is_regular_file(path); }
 
 std::string ReadFile(const std::string& path) {

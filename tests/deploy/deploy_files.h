@@ -18,8 +18,8 @@ namespace tollgate::deploy_test {
 // `relative` under the source tree, e.g. SourcePath("deploy/compose.yaml"); under
 // $TOLLGATE_DEPLOY_SOURCE_DIR when set, so that a broken copy of deploy/ can be checked.
 std::string SourcePath(const std::string& relative);
-// A built executable, e.g. BinaryPath("proxy/tollgate").
-std::string BinaryPath(const std::string& relative);
+// A built executable, e.g. Binary("proxy/tollgate"): the integration harness's.
+using ::tollgate::testing::Binary;
 
 bool FileExists(const std::string& path);
 std::string ReadFile(const std::string& path);

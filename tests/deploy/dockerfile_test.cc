@@ -132,7 +132,7 @@ TEST_F(DockerfileTest, RuntimePackagesCoverEverySharedLibraryOfTheBinaries) {
   std::set<std::string> provided;
   bool provides_read = false;
   for (const char* relative : {"proxy/tollgate", "sim/tollgate-sim"}) {
-    const std::string binary = BinaryPath(relative);
+    const std::string binary = Binary(relative);
     ASSERT_TRUE(FileExists(binary)) << binary << " is not built";
     const std::vector<std::string> libraries = SharedLibraries(binary);
     ASSERT_FALSE(libraries.empty()) << "ldd " << binary << " listed no libraries";

@@ -75,7 +75,7 @@ std::vector<Invocation> Invocations() {
 
 TEST(DeployFlags, EveryFlagGivenToTheBinariesIsOneTheyAccept) {
   const std::map<std::string, std::string> binaries = {
-      {"tollgate", BinaryPath("proxy/tollgate")}, {"tollgate-sim", BinaryPath("sim/tollgate-sim")}};
+      {"tollgate", Binary("proxy/tollgate")}, {"tollgate-sim", Binary("sim/tollgate-sim")}};
   std::map<std::string, std::set<std::string>> accepted;
   for (const auto& [name, path] : binaries) {
     absl::StatusOr<std::set<std::string>> flags = AcceptedFlags(path);

@@ -106,8 +106,7 @@ shadow_plans: [{name: on-gpt-4o, prices: {input_usd_per_mtok: 2.5, output_usd_pe
 )");
     ::tollgate::testing::ChildProcess tollgate;
     ASSERT_TRUE(
-        tollgate.Start({BinaryPath("proxy/tollgate"), "--config", config}, dir + "/tollgate.err")
-            .ok());
+        tollgate.Start({Binary("proxy/tollgate"), "--config", config}, dir + "/tollgate.err").ok());
     absl::StatusOr<std::string> line =
         tollgate.WaitForLine("tollgate listening ", absl::Seconds(30));
     ASSERT_TRUE(line.ok()) << "tollgate did not start: " << line.status() << "\n"
