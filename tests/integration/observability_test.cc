@@ -46,6 +46,7 @@
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
+#include "tests/common/free_port.h"
 #include "tests/common/redis_server.h"
 #include "tests/common/webhook_receiver.h"
 #include "tests/integration/harness.h"
@@ -130,12 +131,9 @@ std::string FindExecutable(const std::string& name) {
   return std::string(absl::StripAsciiWhitespace(found.output));
 }
 
-// A free loopback port: the kernel's pick for a port-0 bind, released for a server to take.
-int FreePort() {
-  const absl::StatusOr<std::unique_ptr<testing::WebhookReceiver>> probe =
-      testing::WebhookReceiver::Start();
-  return probe.ok() ? (*probe)->port() : 0;
-}
+// A free loopback port: the kernel's pick for a port-0 bind, released for a server to take; 0
+// when none (the wait for that server then fails).
+int FreePort() { return testing::PickFreePort().value_or(0); }
 
 // The rules with the spend threshold set to `spend_usd_per_hour` and every `for:` 0s, so that an
 // alert fires at the first evaluation that sees its condition.
