@@ -201,10 +201,11 @@ per_request() {
     'BEGIN { if (n > 0) printf "%.1f", t * 1e6 / hz / n; else print "n/a" }'
 }
 
-# metric_sum PATTERN: the sum of the values of Tollgate's series whose line matches the awk regex
-# PATTERN, e.g. '^tollgate_cache_requests_total\{.*result="hit"'.
+# metric_sum PATTERN [ADDRESS]: the sum of the values of the series whose line matches the awk
+# regex PATTERN, e.g. '^tollgate_cache_requests_total\{.*result="hit"', on the /metrics of ADDRESS
+# (default METRICS_ADDRESS, Tollgate's).
 metric_sum() {
-  curl -fs "http://${METRICS_ADDRESS}/metrics" |
+  curl -fs "http://${2:-${METRICS_ADDRESS}}/metrics" |
     awk -v p="$1" '$0 ~ p { s += $NF } END { printf "%d\n", s }'
 }
 

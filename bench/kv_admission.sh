@@ -74,10 +74,7 @@ start_http_sim --batch_mode=continuous --gpu a100-80gb --kv_capacity_bytes "${KV
   --time_scale "${TIME_SCALE}"
 
 # sim_metric NAME: the value of the simulator's series NAME (summed over its labels).
-sim_metric() {
-  curl -fs "http://${SIM_HTTP}/metrics" | awk -v name="$1" '
-    $1 == name || index($1, name "{") == 1 { v += $NF } END { printf "%.0f\n", v }'
-}
+sim_metric() { metric_sum "^$1[ {]" "${SIM_HTTP}"; }
 
 # drain_sim: waits (up to 60 s) until the simulator runs and queues nothing.
 drain_sim() {
